@@ -1,0 +1,347 @@
+//! The LISTEN loop: a dedicated connection, reconnects with backoff, a
+//! catch-up signal after every (re)connect, and a self-NOTIFY heartbeat.
+//!
+//! Notifications are hints. The listener turns each valid one into a wake-up
+//! of the consumer ([`Listener::wake`]), which then scans the table; it never
+//! trusts a payload beyond "something may be waiting". After every connect it
+//! LISTENs first and only then signals a catch-up scan, so nothing committed
+//! in between can be missed. A heartbeat it sends itself every
+//! `heartbeat_interval` must come back within `heartbeat_timeout`; if not,
+//! the connection is dead, half-open or deaf, and is replaced.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::sqlx::postgres::{PgListener, PgNotification, PgPool};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::record::stmt;
+use crate::{Backoff, CHANNEL, CONTROL_CHANNEL};
+
+/// Heartbeat payloads start with this; event payloads are bare UUIDs.
+const HEARTBEAT_PREFIX: &str = "hb:";
+
+/// Timing of the listener.
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// How often the listener NOTIFYs itself.
+    pub heartbeat_interval: Duration,
+    /// A heartbeat not back within this declares the connection dead or deaf.
+    pub heartbeat_timeout: Duration,
+    /// Delay between reconnect attempts.
+    pub reconnect: Backoff,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(2),
+            heartbeat_timeout: Duration::from_secs(6),
+            reconnect: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Counters and state, shared with health checks and metrics.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    connected: AtomicBool,
+    /// Successful connects (the first one included).
+    pub connects: AtomicU64,
+    /// Valid event notifications received.
+    pub notifications: AtomicU64,
+    /// Notifications ignored: not a UUID, not ours, or forged.
+    pub ignored: AtomicU64,
+    /// Own heartbeats received back.
+    pub heartbeats: AtomicU64,
+    /// Connections replaced because a heartbeat did not come back.
+    pub deaf_detected: AtomicU64,
+    /// Connections replaced because an operator asked (`relisten`).
+    pub relistens: AtomicU64,
+    last_notification: std::sync::Mutex<Option<Instant>>,
+    last_heartbeat: std::sync::Mutex<Option<Instant>>,
+}
+
+impl ListenerStats {
+    /// True while a LISTEN connection is established.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// When the last valid event notification arrived.
+    pub fn last_notification(&self) -> Option<Instant> {
+        *self
+            .last_notification
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// When the last own heartbeat came back.
+    pub fn last_heartbeat(&self) -> Option<Instant> {
+        *self
+            .last_heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+        metrics::gauge!("aplus_listener_connected").set(if connected { 1.0 } else { 0.0 });
+    }
+}
+
+/// Handle of a running listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// Woken on every valid notification and after every (re)connect.
+    pub wake: Arc<Notify>,
+    /// Shared state.
+    pub stats: Arc<ListenerStats>,
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum Ended {
+    Shutdown,
+    Lost(String),
+    Deaf,
+    Relisten,
+}
+
+/// Starts the listener task.
+///
+/// `listen_pool` must be dedicated to the listener (one connection, its own
+/// `application_name`); `db` is any other connection, used to send heartbeats.
+pub fn spawn(
+    listen_pool: PgPool,
+    db: DatabaseConnection,
+    config: ListenerConfig,
+    shutdown: CancellationToken,
+) -> (Listener, tokio::task::JoinHandle<()>) {
+    let listener = Listener {
+        wake: Arc::new(Notify::new()),
+        stats: Arc::new(ListenerStats::default()),
+    };
+    let handle = listener.clone();
+    let task = tokio::spawn(async move {
+        run(listen_pool, db, config, handle, shutdown).await;
+    });
+    (listener, task)
+}
+
+async fn run(
+    pool: PgPool,
+    db: DatabaseConnection,
+    config: ListenerConfig,
+    listener: Listener,
+    shutdown: CancellationToken,
+) {
+    let mut failures: u32 = 0;
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let connection = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = connect(&pool) => result,
+        };
+        let pg_listener = match connection {
+            Ok(l) => l,
+            Err(error) => {
+                failures += 1;
+                // The first failure and then every tenth: a database that is
+                // down for minutes must not flood the log.
+                if failures == 1 || failures.is_multiple_of(10) {
+                    tracing::warn!(%error, failures, "cannot LISTEN; retrying");
+                }
+                let delay = config.reconnect.delay(failures);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => continue,
+                }
+            }
+        };
+        if failures > 0 {
+            tracing::info!(failures, "LISTEN connection re-established");
+        }
+        failures = 0;
+        listener.stats.connects.fetch_add(1, Ordering::Relaxed);
+        listener.stats.set_connected(true);
+        // LISTEN is in place: anything committed from now on notifies us, and
+        // the consumer's scan picks up everything committed before.
+        listener.wake.notify_one();
+
+        let ended = serve(pg_listener, &db, &config, &listener, &shutdown).await;
+        listener.stats.set_connected(false);
+        match ended {
+            Ended::Shutdown => return,
+            Ended::Lost(reason) => {
+                tracing::warn!(%reason, "LISTEN connection lost; reconnecting")
+            }
+            Ended::Deaf => {
+                listener.stats.deaf_detected.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("aplus_listener_deaf_total").increment(1);
+                tracing::warn!("LISTEN connection is deaf (heartbeat did not return); replacing it")
+            }
+            Ended::Relisten => {
+                listener.stats.relistens.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("relisten requested; replacing the LISTEN connection")
+            }
+        }
+        metrics::counter!("aplus_listener_reconnects_total").increment(1);
+    }
+}
+
+async fn connect(pool: &PgPool) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    // Reconnects are ours to make, so that each one is followed by a catch-up.
+    listener.eager_reconnect(false);
+    listener.ignore_pool_close_event(true);
+    // The control channel first: `LISTEN "events"` stays the connection's last
+    // query, which is how `pipeline_health` recognises a listener.
+    listener.listen(CONTROL_CHANNEL).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Reads notifications on a task of its own, so that receiving is never
+/// cancelled halfway; the connection is dropped with the task.
+fn spawn_reader(
+    mut pg_listener: PgListener,
+) -> (
+    mpsc::Receiver<Result<PgNotification, String>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::channel(1024);
+    let task = tokio::spawn(async move {
+        loop {
+            let item = match pg_listener.try_recv().await {
+                Ok(Some(notification)) => Ok(notification),
+                Ok(None) => Err("connection closed".to_owned()),
+                Err(error) => Err(error.to_string()),
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    (rx, task)
+}
+
+async fn serve(
+    pg_listener: PgListener,
+    db: &DatabaseConnection,
+    config: &ListenerConfig,
+    listener: &Listener,
+    shutdown: &CancellationToken,
+) -> Ended {
+    let (mut notifications, reader) = spawn_reader(pg_listener);
+    let token = Uuid::new_v4().simple().to_string();
+    let connected_at = Instant::now();
+    let mut last_seen = Instant::now();
+    let mut sent: u64 = 0;
+    let mut ticker = tokio::time::interval(config.heartbeat_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let ended = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ended::Shutdown,
+            item = notifications.recv() => {
+                let notification = match item {
+                    Some(Ok(n)) => n,
+                    Some(Err(reason)) => break Ended::Lost(reason),
+                    None => break Ended::Lost("reader stopped".to_owned()),
+                };
+                if deaf_failpoint() {
+                    continue;
+                }
+                match classify(&notification, &token) {
+                    Received::Event => {
+                        listener.stats.notifications.fetch_add(1, Ordering::Relaxed);
+                        *listener.stats.last_notification.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                        metrics::counter!("aplus_listener_notifications_total", "kind" => "event").increment(1);
+                        listener.wake.notify_one();
+                    }
+                    Received::OwnHeartbeat => {
+                        last_seen = Instant::now();
+                        listener.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+                        *listener.stats.last_heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Some(last_seen);
+                    }
+                    Received::OtherHeartbeat => {}
+                    Received::Relisten => {
+                        // A forged flood of these must not keep us reconnecting.
+                        if connected_at.elapsed() >= Duration::from_secs(2) {
+                            break Ended::Relisten;
+                        }
+                    }
+                    Received::Ignored => {
+                        listener.stats.ignored.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("aplus_listener_notifications_total", "kind" => "ignored").increment(1);
+                        tracing::debug!(channel = notification.channel(), payload_len = notification.payload().len(), "ignoring a notification that is not an event id");
+                    }
+                }
+            }
+            _ = ticker.tick() => {
+                if last_seen.elapsed() > config.heartbeat_timeout {
+                    break Ended::Deaf;
+                }
+                sent += 1;
+                let payload = format!("{HEARTBEAT_PREFIX}{token}:{sent}");
+                // A failed heartbeat is not itself an error: if the database is
+                // down, the missing echo replaces the connection in due time.
+                if let Err(error) = db
+                    .execute_raw(stmt("SELECT pg_notify($1, $2)", [CHANNEL.into(), payload.into()]))
+                    .await
+                {
+                    tracing::debug!(%error, "heartbeat not sent");
+                }
+            }
+        }
+    };
+    reader.abort();
+    ended
+}
+
+enum Received {
+    Event,
+    OwnHeartbeat,
+    OtherHeartbeat,
+    Relisten,
+    Ignored,
+}
+
+fn classify(notification: &PgNotification, token: &str) -> Received {
+    let payload = notification.payload();
+    if notification.channel() == CONTROL_CHANNEL {
+        return if payload == "relisten" {
+            Received::Relisten
+        } else {
+            Received::Ignored
+        };
+    }
+    if let Some(rest) = payload.strip_prefix(HEARTBEAT_PREFIX) {
+        return match rest.split_once(':') {
+            Some((t, _)) if t == token => Received::OwnHeartbeat,
+            Some(_) => Received::OtherHeartbeat,
+            None => Received::Ignored,
+        };
+    }
+    // Only the canonical hyphenated form the bot sends is accepted.
+    if payload.len() == 36 && Uuid::try_parse(payload).is_ok() {
+        Received::Event
+    } else {
+        Received::Ignored
+    }
+}
+
+/// Test hook: when the `listener-deaf` failpoint is on, every notification is
+/// dropped as if the connection had gone deaf.
+fn deaf_failpoint() -> bool {
+    fail::fail_point!("listener-deaf", |_| true);
+    false
+}

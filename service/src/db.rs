@@ -1,0 +1,99 @@
+//! Database connections with the session settings the pipeline relies on.
+//!
+//! Pools are created lazily: a service starts, serves `/healthz`, and keeps
+//! running while PostgreSQL is down; each use then fails fast (acquire
+//! timeout) and the caller retries with backoff.
+
+use std::time::Duration;
+
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseArgs;
+
+/// Session settings of one pool.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// `application_name`, visible in `pg_stat_activity`.
+    pub application_name: String,
+    /// Largest number of connections.
+    pub max_connections: u32,
+    /// How long a caller waits for a connection before it gets an error.
+    pub acquire_timeout: Duration,
+    /// `statement_timeout`: no statement of this service runs longer.
+    pub statement_timeout: Option<Duration>,
+    /// `idle_in_transaction_session_timeout`: a session that stalls inside a
+    /// transaction (a paused or wedged process) is ended by the server, which
+    /// releases its row locks. This is the worker's lease.
+    pub idle_in_transaction_timeout: Option<Duration>,
+}
+
+impl PoolSettings {
+    /// Defaults for a service: short acquire timeout, 30 s statements.
+    pub fn new(application_name: impl Into<String>, max_connections: u32) -> Self {
+        Self {
+            application_name: application_name.into(),
+            max_connections,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Some(Duration::from_secs(30)),
+            idle_in_transaction_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Connection options for the URL with the settings applied.
+pub fn connect_options(
+    args: &DatabaseArgs,
+    settings: &PoolSettings,
+) -> Result<PgConnectOptions, sea_orm::sqlx::Error> {
+    let mut options: PgConnectOptions = args
+        .database_url
+        .expose_secret()
+        .parse::<PgConnectOptions>()?
+        .application_name(&settings.application_name);
+    let mut session: Vec<(&str, String)> = Vec::new();
+    if let Some(timeout) = settings.statement_timeout {
+        session.push(("statement_timeout", timeout.as_millis().to_string()));
+    }
+    if let Some(timeout) = settings.idle_in_transaction_timeout {
+        session.push((
+            "idle_in_transaction_session_timeout",
+            timeout.as_millis().to_string(),
+        ));
+    }
+    if !session.is_empty() {
+        options = options.options(session);
+    }
+    // Statements are logged by our own spans; sqlx's per-statement log lines
+    // would flood the output at the pipeline's rates.
+    use sea_orm::sqlx::ConnectOptions as _;
+    Ok(options.disable_statement_logging())
+}
+
+/// A lazily connecting pool.
+pub fn lazy_pool(
+    args: &DatabaseArgs,
+    settings: &PoolSettings,
+) -> Result<PgPool, sea_orm::sqlx::Error> {
+    let options = connect_options(args, settings)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(0)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(Duration::from_secs(300))
+        // A connection that died while idle (server restart) is found out
+        // before it is handed to a caller.
+        .test_before_acquire(true)
+        .connect_lazy_with(options))
+}
+
+/// A sea-orm connection over a lazily connecting pool.
+pub fn connect(
+    args: &DatabaseArgs,
+    settings: &PoolSettings,
+) -> Result<DatabaseConnection, sea_orm::sqlx::Error> {
+    Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(lazy_pool(
+        args, settings,
+    )?))
+}

@@ -1,0 +1,17 @@
+//! Runtime plumbing shared by `bot`, `worker`, `reconciler` and `migration`.
+//!
+//! Nothing here knows about Discord or events: configuration pieces with
+//! environment fallbacks ([`config`]), tracing set-up ([`telemetry`]), one
+//! cancellation token for SIGTERM and Ctrl-C ([`shutdown`]), database
+//! connections with the session settings the pipeline relies on ([`db`]), and
+//! the small HTTP server for `/healthz`, `/readyz` and `/metrics` ([`http`]).
+
+pub mod config;
+pub mod db;
+pub mod health;
+pub mod http;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{DatabaseArgs, TelemetryArgs};
+pub use health::Health;

@@ -1,0 +1,30 @@
+//! Tracing set-up: human-readable or JSON lines, filtered by `RUST_LOG`.
+
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. Calling it twice (as tests may) keeps the first.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,sqlx=warn,sea_orm=warn,serenity=warn,tracing::span=warn")
+    });
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Pretty => registry
+            .with(fmt::layer().with_target(true).with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    // A second initialisation only happens in tests that share a process; the
+    // first subscriber stays, which is what they want.
+    let _ = result;
+}

@@ -1,0 +1,349 @@
+//! Private PostgreSQL clusters, run with the machine's server binaries.
+//!
+//! Used by `cargo xtask up`/`test` when no `DATABASE_URL` is given, by tests
+//! without one, and by fault tests that stop and restart a server of their
+//! own. Needs only the standard library, so `xtask` can use it cheaply.
+
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use fs4::fs_std::FileExt;
+
+/// What went wrong while managing a cluster, in words that say what to do.
+#[derive(Debug)]
+pub struct ClusterError(pub String);
+
+impl std::fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ClusterError {}
+
+fn err(text: impl Into<String>) -> ClusterError {
+    ClusterError(text.into())
+}
+
+/// How `pg_ctl stop` shuts the server down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// Disconnects clients, checkpoints, stops.
+    Fast,
+    /// Kills the server without a checkpoint: a crash, recovered at next start.
+    Immediate,
+}
+
+/// A PostgreSQL cluster in a directory of its own, listening on 127.0.0.1 only.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub data_dir: PathBuf,
+    pub port: u16,
+    bin_dir: PathBuf,
+    /// Set when running as root: the server runs as this user (initdb refuses root).
+    run_as: Option<String>,
+    /// `fsync=off` for throwaway test clusters; commits stay synchronous, so
+    /// a server crash (not an OS crash) loses nothing committed.
+    fast: bool,
+}
+
+/// The project's data folder: `APLUS_DATA_DIR`, or `.data` at the workspace root.
+pub fn data_root() -> PathBuf {
+    std::env::var_os("APLUS_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.data"))
+}
+
+/// Directory of `initdb`, `pg_ctl` and `postgres`: from `PATH`, else the
+/// newest `/usr/lib/postgresql/<version>/bin`.
+pub fn find_bin_dir() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let initdb = dir.join("initdb");
+            if initdb.is_file() {
+                let real = fs::canonicalize(&initdb).unwrap_or(initdb);
+                return real.parent().map(Path::to_path_buf);
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+impl Cluster {
+    /// Describes a cluster at `data_dir`; nothing is created until [`Cluster::ensure_running`].
+    pub fn new(data_dir: impl Into<PathBuf>, port: u16) -> Result<Self, ClusterError> {
+        let bin_dir = find_bin_dir().ok_or_else(|| {
+            err(
+                "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under \
+                 /usr/lib/postgresql. Install them (Debian: `apt-get install postgresql`), \
+                 or set DATABASE_URL to a server you have.",
+            )
+        })?;
+        Ok(Self {
+            data_dir: data_dir.into(),
+            port,
+            bin_dir,
+            run_as: running_as_root().then(|| "postgres".to_owned()),
+            fast: false,
+        })
+    }
+
+    /// Trades durability against an OS crash for speed (`fsync=off`).
+    pub fn fast(mut self) -> Self {
+        self.fast = true;
+        self
+    }
+
+    /// URL of database `db` on this cluster (trust authentication).
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin_dir.join(program);
+        match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.arg("-u").arg(user).arg("--").arg(path);
+                c
+            }
+            None => Command::new(path),
+        }
+    }
+
+    fn run(&self, mut command: Command, what: &str) -> Result<Output, ClusterError> {
+        let output = command
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| err(format!("{what}: cannot run: {e}")))?;
+        if output.status.success() {
+            Ok(output)
+        } else {
+            Err(err(format!(
+                "{what} failed ({}): {}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )))
+        }
+    }
+
+    fn is_initialised(&self) -> bool {
+        self.data_dir.join("PG_VERSION").is_file()
+    }
+
+    fn init(&self) -> Result<(), ClusterError> {
+        fs::create_dir_all(&self.data_dir)
+            .map_err(|e| err(format!("creating {}: {e}", self.data_dir.display())))?;
+        if let Some(user) = &self.run_as {
+            self.run(
+                {
+                    let mut c = Command::new("chown");
+                    c.arg("-R").arg(format!("{user}:")).arg(&self.data_dir);
+                    c
+                },
+                "chown of the data directory",
+            )?;
+            // The server user must be able to reach the directory.
+            let reachable = Command::new("runuser")
+                .args(["-u", user, "--", "test", "-w"])
+                .arg(&self.data_dir)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if !reachable {
+                return Err(err(format!(
+                    "user `{user}` cannot write {}: a parent directory is not searchable by it. \
+                     Set APLUS_DATA_DIR to a directory it can reach (for example under /var/tmp).",
+                    self.data_dir.display()
+                )));
+            }
+        }
+        let mut initdb = self.command("initdb");
+        initdb.arg("-D").arg(&self.data_dir).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
+        self.run(initdb, "initdb")?;
+        Ok(())
+    }
+
+    /// True when the server of this data directory is up.
+    pub fn is_running(&self) -> bool {
+        let mut status = self.command("pg_ctl");
+        status.arg("status").arg("-D").arg(&self.data_dir);
+        status
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    /// Starts the server (waiting until it accepts connections).
+    pub fn start(&self) -> Result<(), ClusterError> {
+        let mut options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
+             -c max_connections=400 -c shared_buffers=128MB",
+            self.port
+        );
+        if self.fast {
+            options.push_str(" -c fsync=off -c full_page_writes=off");
+        }
+        let mut start = self.command("pg_ctl");
+        start
+            .arg("start")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(self.data_dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &options]);
+        self.run(start, "pg_ctl start").map(|_| ())
+    }
+
+    /// Stops the server.
+    pub fn stop(&self, mode: StopMode) -> Result<(), ClusterError> {
+        let mut stop = self.command("pg_ctl");
+        stop.arg("stop")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-w", "-t", "60", "-m"])
+            .arg(match mode {
+                StopMode::Fast => "fast",
+                StopMode::Immediate => "immediate",
+            });
+        self.run(stop, "pg_ctl stop").map(|_| ())
+    }
+
+    /// Creates the cluster if needed and starts it if it is not running.
+    pub fn ensure_running(&self) -> Result<(), ClusterError> {
+        if !self.is_initialised() {
+            self.init()?;
+        }
+        if !self.is_running() {
+            self.start()?;
+        }
+        Ok(())
+    }
+}
+
+/// The cluster shared by every test run without `DATABASE_URL`: created once
+/// in `<data root>/pg-test`, started if stopped, reused by every test binary.
+/// A file lock makes concurrent test processes agree on one start.
+pub fn shared_test_cluster() -> Result<Cluster, ClusterError> {
+    shared_cluster("pg-test", true)
+}
+
+/// The cluster `cargo xtask up` runs the pipeline on: `<data root>/pg`.
+pub fn pipeline_cluster() -> Result<Cluster, ClusterError> {
+    shared_cluster("pg", false)
+}
+
+fn shared_cluster(name: &str, fast: bool) -> Result<Cluster, ClusterError> {
+    let root = data_root();
+    fs::create_dir_all(&root).map_err(|e| err(format!("creating {}: {e}", root.display())))?;
+    let lock_path = root.join(format!("{name}.lock"));
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| err(format!("opening {}: {e}", lock_path.display())))?;
+    lock.lock_exclusive()
+        .map_err(|e| err(format!("locking {}: {e}", lock_path.display())))?;
+    let result = (|| {
+        let port_file = root.join(format!("{name}.port"));
+        let port = match fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u16>().ok())
+        {
+            Some(port) => port,
+            None => {
+                let port = free_port().map_err(|e| err(format!("finding a free port: {e}")))?;
+                fs::write(&port_file, port.to_string())
+                    .map_err(|e| err(format!("writing {}: {e}", port_file.display())))?;
+                port
+            }
+        };
+        let mut cluster = Cluster::new(root.join(name), port)?;
+        if fast {
+            cluster = cluster.fast();
+        }
+        cluster.ensure_running()?;
+        Ok(cluster)
+    })();
+    // Unlocking happens on drop as well; an error here changes nothing.
+    let _ = FileExt::unlock(&lock);
+    result
+}
+
+/// A throwaway cluster for a test that stops, crashes or restarts its server.
+/// Removed (after an immediate stop) when dropped.
+#[derive(Debug)]
+pub struct TempCluster {
+    pub cluster: Cluster,
+}
+
+impl TempCluster {
+    /// Creates and starts a new cluster on a free port.
+    pub fn start() -> Result<Self, ClusterError> {
+        let dir =
+            data_root()
+                .join("tmp")
+                .join(format!("pg-{}-{}", std::process::id(), unique_suffix()));
+        let port = free_port().map_err(|e| err(format!("finding a free port: {e}")))?;
+        let cluster = Cluster::new(dir, port)?;
+        cluster.ensure_running()?;
+        Ok(Self { cluster })
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        if self.cluster.is_running() {
+            let _ = self.cluster.stop(StopMode::Immediate);
+        }
+        let _ = fs::remove_dir_all(&self.cluster.data_dir);
+    }
+}
+
+fn unique_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}")
+}

@@ -1,0 +1,22 @@
+//! Test support for the workspace. Development only.
+//!
+//! [`cluster`] runs private PostgreSQL clusters with the machine's binaries.
+//! With the `db` feature (the default): [`TestDb`] gives each test a fresh,
+//! migrated database on the server named by `DATABASE_URL`, or on a private
+//! cluster when it is unset; [`factory`] builds rows; [`eventually`] waits for
+//! a condition instead of sleeping. A test that cannot get a database fails
+//! with a message that says what to install: it never skips.
+
+pub mod cluster;
+
+#[cfg(feature = "db")]
+mod db;
+#[cfg(feature = "db")]
+pub mod factory;
+#[cfg(feature = "db")]
+mod wait;
+
+#[cfg(feature = "db")]
+pub use db::{TestDb, server_url};
+#[cfg(feature = "db")]
+pub use wait::eventually;
