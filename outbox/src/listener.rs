@@ -193,6 +193,12 @@ async fn run(
             }
         }
         metrics::counter!("aplus_listener_reconnects_total").increment(1);
+        // A short pause before reconnecting: a server that just dropped us is
+        // often restarting, and clients reconnecting in lockstep make it worse.
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(config.reconnect.delay(1)) => {}
+        }
     }
 }
 
