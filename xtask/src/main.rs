@@ -1,1 +1,99 @@
-fn main() {}
+//! Project tasks, run as `cargo xtask <task>`.
+//!
+//! - `up`: build, make sure a PostgreSQL is available (`DATABASE_URL`, or a
+//!   private cluster in `.data/pg`), migrate, and run the pipeline under
+//!   supervisord (with the Discord simulator when no `DISCORD_TOKEN` is set).
+//! - `down`: stop what `up` started.
+//! - `test`: the same database bootstrap, then every test of the workspace.
+//! - `bench`: the benchmarks, each printing its figures and its baseline.
+
+mod env;
+mod postgres;
+mod run;
+mod supervise;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Build and run the whole pipeline under supervisord.
+    Up(supervise::UpArgs),
+    /// Stop the pipeline and the private PostgreSQL started by `up`.
+    Down,
+    /// Run every test against a real PostgreSQL.
+    Test {
+        /// Extra arguments for the test runner (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run the benchmarks (long; not part of `test`).
+    Bench {
+        /// Messages loaded for the view and reconciler benchmark.
+        #[arg(long, default_value = "100000,1000000,10000000")]
+        sizes: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.task {
+        Task::Up(args) => supervise::up(args),
+        Task::Down => supervise::down(),
+        Task::Test { args } => test(args),
+        Task::Bench { sizes } => bench(&sizes),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every test of the workspace, with a database available.
+fn test(extra: Vec<String>) -> Result<()> {
+    let database_url = postgres::ensure_for_tests()?;
+    postgres::drop_leftover_test_databases(&database_url);
+    let mut command = if run::has_nextest() {
+        let mut c = run::cargo();
+        c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        c
+    } else {
+        let mut c = run::cargo();
+        c.args(["test", "--workspace", "--no-fail-fast"]);
+        c
+    };
+    command.args(&extra);
+    env::test_environment(&mut command, &database_url);
+    run::status(command, "the tests")
+}
+
+/// The benchmarks: parser throughput, then views and reconciler pass by size.
+fn bench(sizes: &str) -> Result<()> {
+    let database_url = postgres::ensure_for_tests()?;
+    let mut parser = run::cargo();
+    parser.args(["bench", "-p", "parser"]);
+    run::status(parser, "the parser benchmark")?;
+    let mut views = run::cargo();
+    views.args([
+        "run",
+        "--release",
+        "-p",
+        "reconciler",
+        "--",
+        "bench",
+        "--sizes",
+        sizes,
+    ]);
+    env::test_environment(&mut views, &database_url);
+    run::status(views, "the view and reconciler benchmark")
+}

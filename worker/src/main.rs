@@ -1,0 +1,18 @@
+//! `worker`: consumes outbox events and parses A+ setups.
+
+use clap::Parser as _;
+use worker::WorkerConfig;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = WorkerConfig::parse();
+    service::telemetry::init(config.telemetry.log_format);
+    let shutdown = service::shutdown::on_signal();
+    match worker::run(config, shutdown, |_| {}).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "worker failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

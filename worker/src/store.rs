@@ -1,0 +1,359 @@
+//! Writing parse outcomes, setups and biases, and deciding which message
+//! stands for each trading day.
+//!
+//! Trading-day policy: a byte-identical re-post of an A+ message is a
+//! `duplicate` and adds no setups; among the remaining A+ messages of a day,
+//! ordered by post time, a later message replaces the standing one only if
+//! it is longer ("newer and longer wins"). The standing message is `current`
+//! and its setups have `is_current`; the others are `superseded` and keep
+//! their setups as history. A deleted message is `retracted` and the day is
+//! decided again without it. Work on one day is serialised with an advisory
+//! lock, so two workers never decide the same day at once.
+
+use chrono::{Datelike as _, NaiveDate};
+use entity::{message_parses, messages, setups, ticker_bias};
+use parser::{ParsedMessage, Warning};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait as _, ConnectionTrait as _, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait as _, QueryFilter as _, Statement,
+};
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+/// What became of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// It stands for its trading day.
+    Current,
+    /// An A+ message that another one of its day replaced (or did not replace).
+    Superseded,
+    /// A byte-identical re-post of an earlier A+ message.
+    Duplicate,
+    /// Not an A+ message (chatter, other alert formats).
+    NotAplus,
+    /// Deleted in Discord: its setups no longer count.
+    Retracted,
+}
+
+fn stmt(sql: &str, values: impl IntoIterator<Item = sea_orm::Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Serialises a day's decisions across workers.
+async fn lock_day(txn: &DatabaseTransaction, day: NaiveDate) -> Result<(), DbErr> {
+    // Day numbers are offset far from the other keys of this lock class.
+    let key = 1_000_000 + day.num_days_from_ce();
+    txn.execute_raw(stmt(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        [outbox::LOCK_CLASS.into(), key.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Stores a message's parse, replacing whatever an earlier event stored.
+pub async fn save(
+    txn: &DatabaseTransaction,
+    message: &messages::Model,
+    event_id: Uuid,
+    parsed: &ParsedMessage,
+    text: &str,
+) -> Result<Stored, DbErr> {
+    let previous_day = message_parses::Entity::find_by_id(message.id)
+        .one(txn)
+        .await?
+        .and_then(|p| p.trading_day);
+    setups::Entity::delete_many()
+        .filter(setups::Column::MessageId.eq(message.id))
+        .exec(txn)
+        .await?;
+    ticker_bias::Entity::delete_many()
+        .filter(ticker_bias::Column::MessageId.eq(message.id))
+        .exec(txn)
+        .await?;
+
+    let sha = sha256_hex(text);
+    let day = parsed.trading_day.filter(|_| parsed.is_aplus());
+    let mut duplicate_of = None;
+    if let Some(day) = day {
+        lock_day(txn, day).await?;
+        duplicate_of = earlier_identical(txn, message, &sha).await?;
+        if duplicate_of.is_none() {
+            insert_setups(txn, message.id, day, parsed).await?;
+        }
+    }
+    let status = match (day, duplicate_of) {
+        (None, _) => "not_aplus",
+        (Some(_), Some(_)) => "duplicate",
+        // Provisional: deciding the day sets current or superseded.
+        (Some(_), None) => "superseded",
+    };
+    upsert_parse(
+        txn,
+        message,
+        event_id,
+        parsed,
+        &sha,
+        text,
+        status,
+        duplicate_of,
+    )
+    .await?;
+
+    if let Some(day) = day {
+        decide_day(txn, day).await?;
+    }
+    if let Some(previous) = previous_day
+        && Some(previous) != day
+    {
+        // An edit moved the message to another day, or out of A+.
+        lock_day(txn, previous).await?;
+        decide_day(txn, previous).await?;
+    }
+    current_status(txn, message.id).await
+}
+
+/// The first-posted other A+ message with the same text, if any.
+async fn earlier_identical(
+    txn: &DatabaseTransaction,
+    message: &messages::Model,
+    sha: &str,
+) -> Result<Option<i64>, DbErr> {
+    let row = txn
+        .query_one_raw(stmt(
+            r#"SELECT p.message_id FROM message_parses p
+               JOIN messages m ON m.id = p.message_id
+               WHERE p.content_sha256 = $1 AND p.is_aplus AND p.status <> 'retracted'
+                 AND p.message_id <> $2 AND (m.sent_at, m.id) < ($3, $2)
+               ORDER BY m.sent_at, m.id LIMIT 1"#,
+            [sha.into(), message.id.into(), message.sent_at.into()],
+        ))
+        .await?;
+    row.map(|r| r.try_get_by_index::<i64>(0)).transpose()
+}
+
+async fn insert_setups(
+    txn: &DatabaseTransaction,
+    message_id: i64,
+    day: NaiveDate,
+    parsed: &ParsedMessage,
+) -> Result<(), DbErr> {
+    let mut rows = Vec::new();
+    let mut biases = Vec::new();
+    for block in &parsed.tickers {
+        biases.push(ticker_bias::ActiveModel {
+            message_id: Set(message_id),
+            ticker: Set(block.ticker.clone()),
+            trading_day: Set(day),
+            bias: Set(block.bias.clone()),
+            levels: Set(block.bias_levels.clone()),
+        });
+        for setup in &block.setups {
+            let warning = parsed.warnings.iter().find_map(|w| match w {
+                Warning::TargetNotBeyondTrigger {
+                    ticker,
+                    setup_index,
+                    target,
+                    ..
+                } if *ticker == block.ticker && *setup_index == setup.index => Some(format!(
+                    "target {target} is not beyond the trigger in the setup's direction"
+                )),
+                _ => None,
+            });
+            rows.push(setups::ActiveModel {
+                id: NotSet,
+                message_id: Set(message_id),
+                trading_day: Set(day),
+                ticker: Set(block.ticker.clone()),
+                setup_index: Set(i32::try_from(setup.index).unwrap_or(i32::MAX)),
+                label: Set(setup.label.as_str().to_owned()),
+                direction: Set(setup.direction.as_str().to_owned()),
+                strength: Set(setup.strength.map(|s| s.as_str().to_owned())),
+                qualifier: Set(setup.qualifier.map(|q| q.as_str().to_owned())),
+                trigger_low: Set(setup.trigger_low()),
+                trigger_high: Set(setup.trigger_high()),
+                targets: Set(setup.targets.clone()),
+                raw_line: Set(outbox::sanitize::text(&setup.raw_line).into_owned()),
+                warning: Set(warning),
+                is_current: Set(false),
+                created_at: NotSet,
+            });
+        }
+    }
+    // A repeated ticker block is merged by the parser, so (message, ticker) is unique.
+    ticker_bias::Entity::insert_many(biases).exec(txn).await?;
+    setups::Entity::insert_many(rows).exec(txn).await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // One row's worth of columns, named at the call.
+async fn upsert_parse(
+    txn: &DatabaseTransaction,
+    message: &messages::Model,
+    event_id: Uuid,
+    parsed: &ParsedMessage,
+    sha: &str,
+    text: &str,
+    status: &str,
+    superseded_by: Option<i64>,
+) -> Result<(), DbErr> {
+    let to_json = |value: serde_json::Result<serde_json::Value>| {
+        value.map_err(|e| DbErr::Custom(format!("serialising a parse: {e}")))
+    };
+    let row = message_parses::ActiveModel {
+        message_id: Set(message.id),
+        event_id: Set(event_id),
+        parser_version: Set(parser::PARSER_VERSION.to_string()),
+        is_aplus: Set(parsed.is_aplus()),
+        reason: Set(parsed.reason().map(|r| r.as_str().to_owned())),
+        trading_day: Set(parsed.trading_day.filter(|_| parsed.is_aplus())),
+        trading_day_method: Set(parsed.trading_day_method.map(|m| m.as_str().to_owned())),
+        header_variant: Set(parsed.header_variant.map(|v| v.as_str().to_owned())),
+        header_tag: Set(parsed.header_tag.clone()),
+        is_weekend: Set(parsed.is_weekend),
+        mentions_everyone: Set(parsed.mentions_everyone),
+        free_text_lines: Set(to_json(serde_json::to_value(&parsed.free_text_lines))?),
+        warnings: Set(to_json(serde_json::to_value(&parsed.warnings))?),
+        setup_count: Set(i32::try_from(parsed.setup_count()).unwrap_or(i32::MAX)),
+        content_sha256: Set(sha.to_owned()),
+        content_length: Set(i32::try_from(text.chars().count()).unwrap_or(i32::MAX)),
+        status: Set(status.to_owned()),
+        superseded_by: Set(superseded_by),
+        parsed_at: NotSet,
+    };
+    use message_parses::Column as C;
+    message_parses::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(C::MessageId)
+                .update_columns([
+                    C::EventId,
+                    C::ParserVersion,
+                    C::IsAplus,
+                    C::Reason,
+                    C::TradingDay,
+                    C::TradingDayMethod,
+                    C::HeaderVariant,
+                    C::HeaderTag,
+                    C::IsWeekend,
+                    C::MentionsEveryone,
+                    C::FreeTextLines,
+                    C::Warnings,
+                    C::SetupCount,
+                    C::ContentSha256,
+                    C::ContentLength,
+                    C::Status,
+                    C::SupersededBy,
+                ])
+                .value(C::ParsedAt, Expr::current_timestamp())
+                .to_owned(),
+        )
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Decides which A+ message stands for `day`: the first posted, replaced by
+/// each later one that is longer than the one standing.
+async fn decide_day(txn: &DatabaseTransaction, day: NaiveDate) -> Result<(), DbErr> {
+    let rows = txn
+        .query_all_raw(stmt(
+            r#"SELECT p.message_id, p.content_length FROM message_parses p
+               JOIN messages m ON m.id = p.message_id
+               WHERE p.trading_day = $1 AND p.is_aplus AND p.status IN ('current', 'superseded')
+               ORDER BY m.sent_at, m.id"#,
+            [day.into()],
+        ))
+        .await?;
+    let mut candidates = Vec::with_capacity(rows.len());
+    let mut standing: Option<(i64, i32)> = None;
+    for row in rows {
+        let id: i64 = row.try_get_by_index(0)?;
+        let length: i32 = row.try_get_by_index(1)?;
+        candidates.push(id);
+        if standing.is_none_or(|(_, l)| length > l) {
+            standing = Some((id, length));
+        }
+    }
+    let Some((current, _)) = standing else {
+        return Ok(());
+    };
+    txn.execute_raw(stmt(
+        r#"UPDATE message_parses
+              SET status = CASE WHEN message_id = $1 THEN 'current' ELSE 'superseded' END,
+                  superseded_by = CASE WHEN message_id = $1 THEN NULL ELSE $1 END
+            WHERE message_id = ANY($2)"#,
+        [current.into(), candidates.clone().into()],
+    ))
+    .await?;
+    txn.execute_raw(stmt(
+        "UPDATE setups SET is_current = (message_id = $1) \
+         WHERE message_id = ANY($2) AND is_current IS DISTINCT FROM (message_id = $1)",
+        [current.into(), candidates.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn current_status(txn: &DatabaseTransaction, message_id: i64) -> Result<Stored, DbErr> {
+    let status = message_parses::Entity::find_by_id(message_id)
+        .one(txn)
+        .await?
+        .map(|p| p.status)
+        .unwrap_or_default();
+    Ok(match status.as_str() {
+        "current" => Stored::Current,
+        "superseded" => Stored::Superseded,
+        "duplicate" => Stored::Duplicate,
+        "retracted" => Stored::Retracted,
+        _ => Stored::NotAplus,
+    })
+}
+
+/// Retracts a deleted message: its setups stop counting and its day is
+/// decided again without it.
+pub async fn retract(
+    txn: &DatabaseTransaction,
+    message: &messages::Model,
+    event_id: Uuid,
+) -> Result<Stored, DbErr> {
+    let day = message_parses::Entity::find_by_id(message.id)
+        .one(txn)
+        .await?
+        .and_then(|p| p.trading_day);
+    if let Some(day) = day {
+        lock_day(txn, day).await?;
+    }
+    let parsed = ParsedMessage::not_aplus(parser::NotAplusReason::Empty, false);
+    upsert_parse(
+        txn,
+        message,
+        event_id,
+        &parsed,
+        &sha256_hex(&message.content),
+        &message.content,
+        "retracted",
+        None,
+    )
+    .await?;
+    // Keep the day it had, so the history still says which day it retracted from.
+    txn.execute_raw(stmt(
+        "UPDATE message_parses SET trading_day = $2, reason = 'deleted' WHERE message_id = $1",
+        [message.id.into(), day.into()],
+    ))
+    .await?;
+    setups::Entity::update_many()
+        .col_expr(setups::Column::IsCurrent, Expr::value(false))
+        .filter(setups::Column::MessageId.eq(message.id))
+        .exec(txn)
+        .await?;
+    if let Some(day) = day {
+        decide_day(txn, day).await?;
+    }
+    Ok(Stored::Retracted)
+}

@@ -1,0 +1,150 @@
+//! Making sure a PostgreSQL is available.
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+use testkit::cluster;
+
+use crate::run;
+
+/// `DATABASE_URL` when set; otherwise the private test cluster, installing
+/// the server package first if it is missing and we may.
+pub fn ensure_for_tests() -> Result<String> {
+    if let Ok(url) = std::env::var("DATABASE_URL")
+        && !url.is_empty()
+    {
+        println!("xtask: using DATABASE_URL");
+        return Ok(url);
+    }
+    ensure_server_binaries()?;
+    let cluster = cluster::shared_test_cluster().context("starting the private test PostgreSQL")?;
+    println!(
+        "xtask: private PostgreSQL for tests at 127.0.0.1:{} ({})",
+        cluster.port,
+        cluster.data_dir.display()
+    );
+    Ok(cluster.url("postgres"))
+}
+
+/// `DATABASE_URL` when set; otherwise the pipeline's private cluster in `.data/pg`.
+pub fn ensure_for_pipeline() -> Result<(String, bool)> {
+    if let Ok(url) = std::env::var("DATABASE_URL")
+        && !url.is_empty()
+    {
+        return Ok((url, false));
+    }
+    ensure_server_binaries()?;
+    let cluster = cluster::pipeline_cluster().context("starting the private PostgreSQL")?;
+    println!(
+        "xtask: private PostgreSQL at 127.0.0.1:{} ({})",
+        cluster.port,
+        cluster.data_dir.display()
+    );
+    // The pipeline's own database, or `postgres` when psql is not there to create it.
+    let database = if create_database(&cluster.url("postgres"), "aplus") {
+        "aplus"
+    } else {
+        "postgres"
+    };
+    Ok((cluster.url(database), true))
+}
+
+/// Stops the pipeline's private cluster if it runs.
+pub fn stop_pipeline_cluster() -> Result<()> {
+    if cluster::find_bin_dir().is_none() {
+        return Ok(());
+    }
+    let cluster = cluster::Cluster::new(
+        cluster::data_root().join("pg"),
+        0, // The port does not matter for stopping.
+    )?;
+    if cluster.is_running() {
+        cluster.stop(cluster::StopMode::Fast)?;
+        println!("xtask: private PostgreSQL stopped");
+    }
+    Ok(())
+}
+
+/// Installs Debian's `postgresql` package when no server binaries are found.
+fn ensure_server_binaries() -> Result<()> {
+    if cluster::find_bin_dir().is_some() {
+        return Ok(());
+    }
+    if !(run::is_root() && run::on_path("apt-get")) {
+        bail!(
+            "no PostgreSQL server binaries (initdb, pg_ctl) found, and they cannot be installed \
+             automatically here. Install PostgreSQL 15 or newer, or set DATABASE_URL."
+        );
+    }
+    println!("xtask: installing the PostgreSQL server (apt-get install postgresql)");
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    run::status(update, "apt-get update")?;
+    let mut install = Command::new("apt-get");
+    install
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "postgresql",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run::status(install, "apt-get install postgresql")?;
+    if cluster::find_bin_dir().is_none() {
+        bail!("postgresql was installed but initdb is still not found");
+    }
+    Ok(())
+}
+
+fn psql() -> Option<std::path::PathBuf> {
+    if run::on_path("psql") {
+        return Some("psql".into());
+    }
+    cluster::find_bin_dir()
+        .map(|dir| dir.join("psql"))
+        .filter(|p| p.is_file())
+}
+
+/// Creates a database if it does not exist (needs `psql`). True when it exists afterwards.
+fn create_database(server_url: &str, name: &str) -> bool {
+    let Some(psql) = psql() else { return false };
+    let exists = Command::new(&psql)
+        .args([server_url, "-tAc"])
+        .arg(format!(
+            "SELECT 1 FROM pg_database WHERE datname = '{name}'"
+        ))
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+        .unwrap_or(false);
+    exists
+        || Command::new(&psql)
+            .args([server_url, "-qc"])
+            .arg(format!(r#"CREATE DATABASE "{name}""#))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+}
+
+/// Drops databases that earlier test runs left behind (best effort).
+pub fn drop_leftover_test_databases(database_url: &str) {
+    let Some(psql) = psql() else { return };
+    let Ok(output) = Command::new(&psql)
+        .args([database_url, "-tAc"])
+        .arg("SELECT datname FROM pg_database WHERE datname LIKE 'aplus\\_test\\_%' OR datname LIKE 'aplus\\_tmpl\\_%'")
+        .output()
+    else {
+        return;
+    };
+    for name in String::from_utf8_lossy(&output.stdout).lines() {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        let _ = Command::new(&psql)
+            .args([database_url, "-qc"])
+            .arg(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}

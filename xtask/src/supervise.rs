@@ -1,0 +1,154 @@
+//! `cargo xtask up` and `down`: the pipeline under supervisord.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use testkit::cluster;
+
+use crate::{postgres, run};
+
+/// Flags of `cargo xtask up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Start in the background and return (stop with `cargo xtask down`).
+    #[arg(long)]
+    detach: bool,
+    /// Build and run debug binaries (faster to build, slower to run).
+    #[arg(long)]
+    debug: bool,
+    /// Seconds between the simulator's demo A+ posts (no-token mode).
+    #[arg(long, default_value_t = 20)]
+    demo_interval: u64,
+}
+
+const BINARIES: [&str; 5] = ["bot", "worker", "reconciler", "migration", "discord-sim"];
+
+fn state_dir() -> PathBuf {
+    cluster::data_root().join("run")
+}
+
+/// Builds, prepares the database, and runs supervisord.
+pub fn up(args: UpArgs) -> Result<()> {
+    let mut build = run::cargo();
+    build.arg("build");
+    if !args.debug {
+        build.arg("--release");
+    }
+    for bin in BINARIES {
+        build.args(["-p", bin]);
+    }
+    run::status(build, "the build")?;
+    let bin_dir =
+        run::workspace_root()
+            .join("target")
+            .join(if args.debug { "debug" } else { "release" });
+
+    let (database_url, _private) = postgres::ensure_for_pipeline()?;
+    let mut migrate = Command::new(bin_dir.join("migration"));
+    migrate.arg("up").env("DATABASE_URL", &database_url);
+    run::status(migrate, "the migrations")?;
+
+    let supervisord = supervisord()?;
+    let state = state_dir();
+    std::fs::create_dir_all(state.join("logs"))
+        .with_context(|| format!("creating {}", state.display()))?;
+
+    let token_set = std::env::var("DISCORD_TOKEN").is_ok_and(|t| !t.is_empty());
+    let mut command = Command::new(&supervisord.0);
+    command.args(&supervisord.1);
+    command
+        .arg("-c")
+        .arg(run::workspace_root().join("deploy/supervisord.conf"))
+        .env("DATABASE_URL", &database_url)
+        .env("APLUS_BIN_DIR", &bin_dir)
+        .env("APLUS_STATE_DIR", &state)
+        .env("APLUS_START_SIM", if token_set { "false" } else { "true" })
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    if !token_set {
+        command
+            .env("DISCORD_TOKEN", "simulator-token")
+            .env("DISCORD_API_URL", "http://127.0.0.1:7878")
+            .env("DISCORD_SIM_DEMO_INTERVAL", args.demo_interval.to_string())
+            .env_remove("APLUS_CHANNELS")
+            .env("APLUS_CHANNELS", "1372012942848954388");
+    }
+    command.env(
+        "APLUS_SUPERVISOR_NODAEMON",
+        if args.detach { "false" } else { "true" },
+    );
+
+    print_endpoints(token_set, &state);
+    if args.detach {
+        run::status(command, "supervisord")?;
+        println!("Running in the background. Stop with: cargo xtask down");
+        Ok(())
+    } else {
+        println!("Press Ctrl-C to stop.");
+        run::status(command, "supervisord")
+    }
+}
+
+fn print_endpoints(token_set: bool, state: &Path) {
+    println!();
+    println!("A+ pipeline");
+    println!("  dashboard        http://127.0.0.1:9103/");
+    println!("  bot health       http://127.0.0.1:9101/readyz   metrics: /metrics");
+    println!("  worker health    http://127.0.0.1:9102/readyz   metrics: /metrics");
+    println!("  reconciler       http://127.0.0.1:9103/readyz   metrics: /metrics");
+    if !token_set {
+        println!("  Discord          simulator at http://127.0.0.1:7878 (no DISCORD_TOKEN set)");
+    }
+    println!("  logs             {}", state.join("logs").display());
+    println!("  diagnose         target/release/reconciler diagnose");
+    println!();
+}
+
+/// Stops supervisord (and with it the services) and the private PostgreSQL.
+pub fn down() -> Result<()> {
+    let state = state_dir();
+    let pid_file = state.join("supervisord.pid");
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let pid = pid.trim().to_owned();
+        let stopped = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if stopped {
+            println!("xtask: supervisord (pid {pid}) asked to stop");
+            for _ in 0..100 {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    }
+    postgres::stop_pipeline_cluster()
+}
+
+/// The supervisord command: from PATH, or from a virtualenv in `.data`
+/// (installed from PyPI on first use).
+fn supervisord() -> Result<(PathBuf, Vec<String>)> {
+    if run::on_path("supervisord") {
+        return Ok((PathBuf::from("supervisord"), Vec::new()));
+    }
+    let venv = cluster::data_root().join("venv");
+    let bin = venv.join("bin/supervisord");
+    if !bin.is_file() {
+        println!("xtask: installing supervisor into {}", venv.display());
+        let mut create = Command::new("python3");
+        create.args(["-m", "venv"]).arg(&venv);
+        run::status(create, "python3 -m venv")?;
+        let mut install = Command::new(venv.join("bin/pip"));
+        install.args(["install", "--quiet", "supervisor"]);
+        run::status(install, "pip install supervisor")?;
+    }
+    if !bin.is_file() {
+        bail!("supervisord is not available; install the `supervisor` package");
+    }
+    Ok((bin, Vec::new()))
+}
