@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sea_orm::sqlx::postgres::{PgListener, PgNotification, PgPool};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -114,10 +114,10 @@ enum Ended {
 
 /// Starts the listener task.
 ///
-/// `listen_pool` must be dedicated to the listener (one connection, its own
+/// `connect` describes the listener's own connection (give it its own
 /// `application_name`); `db` is any other connection, used to send heartbeats.
 pub fn spawn(
-    listen_pool: PgPool,
+    connect: PgConnectOptions,
     db: DatabaseConnection,
     config: ListenerConfig,
     shutdown: CancellationToken,
@@ -128,13 +128,13 @@ pub fn spawn(
     };
     let handle = listener.clone();
     let task = tokio::spawn(async move {
-        run(listen_pool, db, config, handle, shutdown).await;
+        run(connect, db, config, handle, shutdown).await;
     });
     (listener, task)
 }
 
 async fn run(
-    pool: PgPool,
+    options: PgConnectOptions,
     db: DatabaseConnection,
     config: ListenerConfig,
     listener: Listener,
@@ -147,7 +147,7 @@ async fn run(
         }
         let connection = tokio::select! {
             _ = shutdown.cancelled() => return,
-            result = connect(&pool) => result,
+            result = connect(&options) => result,
         };
         let pg_listener = match connection {
             Ok(l) => l,
@@ -202,8 +202,17 @@ async fn run(
     }
 }
 
-async fn connect(pool: &PgPool) -> Result<PgListener, sea_orm::sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
+/// Opens a new connection and LISTENs on it.
+///
+/// Each connection gets a pool of its own, which the listener holds alone:
+/// dropping the listener closes the connection. A shared pool would take a
+/// deaf or half-open connection back and hand it out again.
+async fn connect(options: &PgConnectOptions) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options.clone());
+    let mut listener = PgListener::connect_with(&pool).await?;
     // Reconnects are ours to make, so that each one is followed by a catch-up.
     listener.eager_reconnect(false);
     listener.ignore_pool_close_event(true);

@@ -11,7 +11,7 @@ use outbox::payload::Source;
 use outbox::{notify, record};
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
-use service::db::{PoolSettings, lazy_pool};
+use service::db::{PoolSettings, connect_options};
 use testkit::{TestDb, eventually, factory};
 use tokio_util::sync::CancellationToken;
 

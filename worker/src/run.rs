@@ -9,7 +9,7 @@ use outbox::consume::{self, ConsumerConfig};
 use outbox::listener::{self, Listener, ListenerConfig};
 use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 use service::Health;
-use service::db::{PoolSettings, connect, lazy_pool};
+use service::db::{PoolSettings, connect};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,8 +35,8 @@ pub async fn run(
     let mut listen_settings = PoolSettings::new(format!("aplus-worker-listener {name}"), 1);
     listen_settings.statement_timeout = None;
     listen_settings.idle_in_transaction_timeout = None;
-    let listen_pool =
-        lazy_pool(&config.database, &listen_settings).context("reading the database url")?;
+    let listen_options = service::db::connect_options(&config.database, &listen_settings)
+        .context("reading the database url")?;
 
     let health = Health::new();
     health.set("database", false, "not checked yet");
@@ -54,7 +54,7 @@ pub async fn run(
     // its own token once they are done.
     let listener_stop = CancellationToken::new();
     let (listener, listener_task) = listener::spawn(
-        listen_pool,
+        listen_options,
         db.clone(),
         ListenerConfig {
             heartbeat_interval: config.heartbeat_interval,

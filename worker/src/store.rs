@@ -260,41 +260,96 @@ async fn upsert_parse(
 
 /// Decides which A+ message stands for `day`: the first posted, replaced by
 /// each later one that is longer than the one standing.
+///
+/// Only rows whose decision changes are written, so a day with many posts
+/// (a flood, a bot re-posting) costs one read of the day per event, not a
+/// rewrite of it.
 async fn decide_day(txn: &DatabaseTransaction, day: NaiveDate) -> Result<(), DbErr> {
     let rows = txn
         .query_all_raw(stmt(
-            r#"SELECT p.message_id, p.content_length FROM message_parses p
+            r#"SELECT p.message_id, p.content_length, p.status, p.superseded_by
+               FROM message_parses p
                JOIN messages m ON m.id = p.message_id
                WHERE p.trading_day = $1 AND p.is_aplus AND p.status IN ('current', 'superseded')
                ORDER BY m.sent_at, m.id"#,
             [day.into()],
         ))
         .await?;
-    let mut candidates = Vec::with_capacity(rows.len());
-    let mut standing: Option<(i64, i32)> = None;
-    for row in rows {
-        let id: i64 = row.try_get_by_index(0)?;
-        let length: i32 = row.try_get_by_index(1)?;
-        candidates.push(id);
-        if standing.is_none_or(|(_, l)| length > l) {
-            standing = Some((id, length));
+    struct Row {
+        id: i64,
+        length: i32,
+        status: String,
+        superseded_by: Option<i64>,
+    }
+    let rows = rows
+        .iter()
+        .map(|r| {
+            Ok(Row {
+                id: r.try_get_by_index(0)?,
+                length: r.try_get_by_index(1)?,
+                status: r.try_get_by_index(2)?,
+                superseded_by: r.try_get_by_index(3)?,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+
+    // Fold in post order. `replaced_by[i]` is the message that took over from
+    // row i, or that stood when row i was posted and was not displaced by it.
+    let mut standing: Option<usize> = None;
+    let mut replaced_by: Vec<Option<i64>> = vec![None; rows.len()];
+    for (i, row) in rows.iter().enumerate() {
+        match standing {
+            Some(s) if row.length <= rows[s].length => replaced_by[i] = Some(rows[s].id),
+            Some(s) => {
+                replaced_by[s] = Some(row.id);
+                standing = Some(i);
+            }
+            None => standing = Some(i),
         }
     }
-    let Some((current, _)) = standing else {
+    let Some(current) = standing.map(|s| rows[s].id) else {
         return Ok(());
     };
-    txn.execute_raw(stmt(
-        r#"UPDATE message_parses
-              SET status = CASE WHEN message_id = $1 THEN 'current' ELSE 'superseded' END,
-                  superseded_by = CASE WHEN message_id = $1 THEN NULL ELSE $1 END
-            WHERE message_id = ANY($2)"#,
-        [current.into(), candidates.clone().into()],
-    ))
-    .await?;
+
+    let mut changed_ids = Vec::new();
+    let mut changed_status = Vec::new();
+    let mut changed_by = Vec::new();
+    let mut setups_to_check = vec![current];
+    for (row, by) in rows.iter().zip(&replaced_by) {
+        let status = if row.id == current {
+            "current"
+        } else {
+            "superseded"
+        };
+        let by = if row.id == current { None } else { *by };
+        if row.status != status || row.superseded_by != by {
+            changed_ids.push(row.id);
+            changed_status.push(status.to_owned());
+            changed_by.push(by);
+            if row.status == "current" {
+                setups_to_check.push(row.id);
+            }
+        }
+    }
+    if !changed_ids.is_empty() {
+        txn.execute_raw(stmt(
+            r#"UPDATE message_parses p
+                  SET status = c.status, superseded_by = nullif(c.superseded_by, 0)
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS c(message_id, status, superseded_by)
+                WHERE p.message_id = c.message_id"#,
+            // Message ids are positive, so 0 can stand for "none" in the array.
+            [
+                changed_ids.into(),
+                changed_status.into(),
+                changed_by.iter().map(|b| b.unwrap_or(0)).collect::<Vec<i64>>().into(),
+            ],
+        ))
+        .await?;
+    }
     txn.execute_raw(stmt(
         "UPDATE setups SET is_current = (message_id = $1) \
          WHERE message_id = ANY($2) AND is_current IS DISTINCT FROM (message_id = $1)",
-        [current.into(), candidates.into()],
+        [current.into(), setups_to_check.into()],
     ))
     .await?;
     Ok(())
