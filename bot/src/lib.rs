@@ -1,1 +1,37 @@
-//! placeholder
+//! The capture bot: every message of the watched Discord channels goes into
+//! PostgreSQL together with its outbox event, and nothing is lost while
+//! Discord or the database misbehaves.
+//!
+//! A serenity client ([`gateway`]) hands every dispatch to the [`handler`],
+//! which filters by channel ([`channels`]: an allowlist plus the threads under
+//! it), converts the message ([`convert`]) and writes it through the
+//! [`writer`]: one transaction per message (row and `message.created` event
+//! together, via the `outbox` crate), commit, then NOTIFY. Edits and deletes
+//! become events the same way. While PostgreSQL is unreachable the writer
+//! holds writes in a bounded [`buffer`] and retries; on every READY and
+//! RESUMED, and after every outage, the [`backfill`] pages Discord's history
+//! from the last stored id of each channel through the bot's own [`rest`]
+//! client, so whatever the gateway or the buffer dropped is read again.
+//!
+//! [`run`] is the service; [`ingest()`] stores one message, for tests and
+//! tools. Counters ([`stats`]) are exported as `aplus_bot_*` metrics.
+
+pub mod backfill;
+pub mod buffer;
+pub mod channels;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod gateway;
+pub mod handler;
+pub mod ingest;
+pub mod rest;
+mod run;
+pub mod stats;
+pub mod writer;
+
+pub use config::BotConfig;
+pub use error::BotError;
+pub use ingest::{IngestError, Ingested, ingest};
+pub use run::{Bot, BotHandle, run};
+pub use stats::{Rejection, StatsSnapshot};
