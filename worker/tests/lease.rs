@@ -75,7 +75,7 @@ async fn a_worker_paused_past_its_lease_never_applies_an_effect_twice() {
     assert_eq!(
         t.scalar("SELECT count(*) FROM inbox WHERE status = 'processed'")
             .await,
-        2_000
+        1_000
     );
     assert_eq!(t.scalar("SELECT count(*) FROM message_parses").await, 1_000);
     assert_eq!(t.scalar("SELECT count(*) FROM setups").await, 2_000);
