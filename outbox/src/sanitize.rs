@@ -22,13 +22,9 @@ pub fn text(input: &str) -> Cow<'_, str> {
 pub fn json(value: &mut serde_json::Value) -> bool {
     use serde_json::Value;
     match value {
-        Value::String(s) => {
-            if s.contains('\0') {
-                *s = s.replace('\0', "\u{FFFD}");
-                true
-            } else {
-                false
-            }
+        Value::String(s) if s.contains('\0') => {
+            *s = s.replace('\0', "\u{FFFD}");
+            true
         }
         Value::Array(items) => items.iter_mut().fold(false, |acc, v| json(v) | acc),
         Value::Object(map) => {

@@ -33,9 +33,9 @@ fn listener_config() -> ListenerConfig {
 fn start_listener(t: &TestDb, shutdown: &CancellationToken) -> Listener {
     let mut settings = PoolSettings::new("aplus-test-listener", 1);
     settings.statement_timeout = None;
-    let pool = lazy_pool(&t.args(), &settings).expect("pool");
+    let options = connect_options(&t.args(), &settings).expect("options");
     let (listener, _task) =
-        listener::spawn(pool, t.db.clone(), listener_config(), shutdown.clone());
+        listener::spawn(options, t.db.clone(), listener_config(), shutdown.clone());
     listener
 }
 

@@ -90,7 +90,7 @@ async fn every_fixture_parses_to_its_expected_setups_through_the_pipeline() {
         .collect();
     let worker = common::start(common::config(&t));
     // One at a time, in post order, as they would arrive.
-    let mut ordered: Vec<_> = messages.iter().cloned().collect();
+    let mut ordered = messages.to_vec();
     ordered.sort_by_key(|m| (m.sent_at, m.id));
     for m in ordered {
         common::record_and_notify(&t, vec![m]).await;
