@@ -5,6 +5,10 @@ use worker::WorkerConfig;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // With the `failpoints` feature, FAILPOINTS=name=action;... arms the
+    // fault-injection points for the chaos suite.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let config = WorkerConfig::parse();
     service::telemetry::init(config.telemetry.log_format);
     let shutdown = service::shutdown::on_signal();
