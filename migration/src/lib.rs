@@ -18,6 +18,7 @@ mod m20261126_000002_create_outbox;
 mod m20261126_000003_create_setups;
 mod m20261126_000004_create_reconciler_runs;
 mod m20261126_000005_create_views;
+mod m20261127_000006_plan_friendly_views;
 
 use sea_orm::DatabaseConnection;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_create_setups::Migration),
             Box::new(m20261126_000004_create_reconciler_runs::Migration),
             Box::new(m20261126_000005_create_views::Migration),
+            Box::new(m20261127_000006_plan_friendly_views::Migration),
         ]
     }
 }

@@ -12,7 +12,7 @@ use crate::exec_sql;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const UP: &str = r#"
+pub(crate) const UP: &str = r#"
 CREATE VIEW event_message_ratio AS
 SELECT w.time_window,
        w.since,

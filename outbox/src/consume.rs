@@ -103,11 +103,14 @@ impl BatchReport {
     }
 }
 
+// The watermark comes from a stable function rather than a sub-select: the
+// planner then walks `events_txid` from it and probes the inbox per event,
+// instead of hashing the whole inbox (see migration m20261127_000006).
 const CLAIM_NEW: &str = r#"
 SELECT e.id, e.message_id, e.kind, e.payload, e.created_at, 0 AS attempts,
        extract(epoch FROM now() - e.created_at)::float8 AS age
 FROM events e
-WHERE e.txid >= (SELECT processed_through FROM outbox_watermark)
+WHERE e.txid >= outbox_processed_through()
   AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.event_id = e.id)
 ORDER BY e.txid, e.id
 LIMIT $1

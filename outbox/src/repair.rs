@@ -127,7 +127,7 @@ pub async fn orphans<C: ConnectionTrait>(
         .query_all_raw(stmt(
             r#"
             (SELECT e.id FROM events e
-             WHERE e.txid >= (SELECT processed_through FROM outbox_watermark)
+             WHERE e.txid >= outbox_processed_through()
                AND e.created_at < $1
                AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.event_id = e.id)
              ORDER BY e.txid, e.id

@@ -39,6 +39,7 @@ pub mod schedule;
 pub mod service;
 pub mod snapshot;
 mod sql;
+mod stats;
 
 pub use config::PassConfig;
 pub use error::{Error, Result, chain};

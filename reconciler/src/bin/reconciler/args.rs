@@ -1,0 +1,231 @@
+//! The command line: every flag, with its environment variable and default.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use reconciler::bench::parse_size;
+use reconciler::schedule::{DEFAULT_SCHEDULE, Schedule};
+use reconciler::{PassConfig, config};
+use service::config::parse_duration;
+use service::{DatabaseArgs, TelemetryArgs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reconciler",
+    version,
+    about = "Repairs the A+ pipeline on a schedule, and diagnoses it",
+    long_about = "Repairs the A+ pipeline on a schedule, and diagnoses it.\n\n\
+                  Without a command, runs the service (`reconciler run`). Every flag has an \
+                  environment variable. Exit status: 0 success or healthy, 1 needs attention, \
+                  2 unhealthy or failed."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+// Parsed once at start-up and consumed at once: boxing the large variant
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run passes on a schedule and serve the dashboard and health endpoints (the default).
+    Run(RunArgs),
+    /// Run one pass now and print what it did.
+    Once(OnceArgs),
+    /// One verdict on the whole pipeline, the facts, and the next command to run.
+    Diagnose(DiagnoseArgs),
+    /// Why events were not processed: by age, by error, by attempts; the oldest orphans.
+    Audit(AuditArgs),
+    /// Re-fire orphaned events, or replay dead ones with --dead.
+    Recover(RecoverArgs),
+    /// Tell every running worker to re-establish its LISTEN connection.
+    Relisten(RelistenArgs),
+    /// Time the views and a pass over generated histories (creates its own databases).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Common {
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    #[command(flatten)]
+    pub(crate) telemetry: TelemetryArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PassArgs {
+    /// Name recorded with each pass [default: host name and process id].
+    #[arg(long, env = "RECONCILER_INSTANCE")]
+    pub(crate) instance: Option<String>,
+    /// Unclaimed events older than this are re-fired.
+    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) orphan_grace: Duration,
+    /// Processed events older than this are pruned (messages never are).
+    #[arg(long, env = "RECONCILER_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub(crate) retention: Duration,
+    /// How far before the previous pass's cursor the missing-event scan restarts.
+    #[arg(long, env = "RECONCILER_SAFETY_MARGIN", default_value = "2m", value_parser = parse_duration)]
+    pub(crate) safety_margin: Duration,
+    /// Pages of 1,000 messages scanned for missing events per pass.
+    #[arg(long, env = "RECONCILER_SCAN_PAGES", default_value_t = config::DEFAULT_SCAN_PAGES)]
+    pub(crate) scan_pages: u32,
+    /// Orphans re-fired per pass, at most.
+    #[arg(long, env = "RECONCILER_ORPHAN_LIMIT", default_value_t = config::DEFAULT_ORPHAN_LIMIT)]
+    pub(crate) orphan_limit: i64,
+    /// Pages of 5,000 processed events pruned per pass.
+    #[arg(long, env = "RECONCILER_PRUNE_PAGES", default_value_t = config::DEFAULT_PRUNE_PAGES)]
+    pub(crate) prune_pages: u32,
+}
+
+impl PassArgs {
+    pub(crate) fn config(&self) -> anyhow::Result<PassConfig> {
+        let mut c = PassConfig::new(
+            self.instance
+                .clone()
+                .unwrap_or_else(config::default_instance),
+        );
+        c.orphan_grace = self.orphan_grace;
+        c.retention = self.retention;
+        c.safety_margin = self.safety_margin;
+        c.scan_pages = self.scan_pages;
+        c.orphan_limit = self.orphan_limit;
+        c.prune_pages = self.prune_pages;
+        c.validate().context("checking the pass settings")?;
+        Ok(c)
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) pass: PassArgs,
+    /// When to run passes: a 5-field crontab line, or 6-7 fields with seconds first.
+    #[arg(long, env = "RECONCILER_SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = parse_schedule)]
+    pub(crate) schedule: Schedule,
+    /// Address of /healthz, /readyz, /metrics, the dashboard (/) and /api/health.
+    #[arg(long, env = "RECONCILER_HTTP_LISTEN", default_value = "127.0.0.1:9103")]
+    pub(crate) http_listen: SocketAddr,
+    /// Do not apply migrations at start (when `migration up` runs as its own step).
+    #[arg(long, env = "RECONCILER_SKIP_MIGRATIONS")]
+    pub(crate) skip_migrations: bool,
+}
+
+pub(crate) fn parse_schedule(line: &str) -> Result<Schedule, String> {
+    Schedule::parse(line).map_err(|e| e.reason)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OnceArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) pass: PassArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiagnoseArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Print the diagnosis as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Events younger than this are in flight, not late.
+    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) grace: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Audit events created this recently.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub(crate) since: Duration,
+    /// Error groups and orphans listed, at most.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) top: i64,
+    /// Unclaimed events younger than this are in flight, not orphans.
+    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) grace: Duration,
+    /// Print the audit as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecoverArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// Replay dead events (fresh attempts, due now) instead of re-firing orphans.
+    #[arg(long)]
+    pub(crate) dead: bool,
+    /// Only events created (orphans) or first seen (dead) this recently.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) since: Option<Duration>,
+    /// Show what would be done; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// At most this many events.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) limit: i64,
+    /// Orphans must be unclaimed (or overdue) for at least this long.
+    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) grace: Duration,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RelistenArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// How long to watch the workers reconnect.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub(crate) wait: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// One size only: this many messages (overrides --sizes).
+    #[arg(long, value_parser = parse_size)]
+    pub(crate) messages: Option<u64>,
+    /// Sizes to measure, smallest first (the baseline).
+    #[arg(long, value_delimiter = ',', default_value = "100k,1M,10M", value_parser = parse_size)]
+    pub(crate) sizes: Vec<u64>,
+    /// Timed runs per query; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) runs: usize,
+    /// Keep the databases afterwards (to run EXPLAIN ANALYZE on them by hand).
+    #[arg(long)]
+    pub(crate) keep: bool,
+    /// A file of SQL run after loading, before timing (a candidate index or view).
+    #[arg(long)]
+    pub(crate) setup_sql: Option<std::path::PathBuf>,
+    /// A further query to time (repeatable), for example one using the setup's view.
+    #[arg(long = "query")]
+    pub(crate) queries: Vec<String>,
+}
+
+impl RunArgs {
+    /// The `run` command with every flag from the environment or its default.
+    pub(crate) fn from_env() -> Self {
+        match Cli::try_parse_from(std::env::args_os().take(1).chain(["run".into()])) {
+            Ok(Cli {
+                command: Some(Command::Run(args)),
+            }) => args,
+            Ok(_) => unreachable!("parsing `run` yields the run command"),
+            Err(e) => e.exit(),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The service: dashboard and health endpoints while passes run on the
+//! schedule, and a clean stop when shutdown is requested.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reconciler::Schedule;
+use reconciler::service::ServiceConfig;
+use testkit::{TestDb, eventually};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn the_service_repairs_on_schedule_serves_the_dashboard_and_stops_cleanly() {
+    let t = TestDb::new().await;
+    insert_bare_messages(&t, 1, 7).await;
+    let port = testkit::cluster::free_port().expect("a free port");
+    let config = ServiceConfig {
+        pass: config("rec-dashboard"),
+        schedule: Schedule::parse("* * * * * *").expect("every second"),
+        http_listen: format!("127.0.0.1:{port}").parse().expect("address"),
+        migrate: true,
+        thresholds: Default::default(),
+    };
+    let shutdown = CancellationToken::new();
+    let service = tokio::spawn(reconciler::service::run(
+        t.db.clone(),
+        config,
+        shutdown.clone(),
+    ));
+    eventually(
+        Duration::from_secs(20),
+        "the missing events to be written",
+        || async { (t.scalar("SELECT count(*) FROM events").await == 7).then_some(()) },
+    )
+    .await;
+
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client");
+    let base = format!("http://127.0.0.1:{port}");
+    let get = |path: &str| client.get(format!("{base}{path}")).send();
+
+    let page = get("/").await.expect("dashboard");
+    // Nothing processes these events and no worker listens: degraded, not down.
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|c| c.starts_with("text/html"))
+    );
+    let html = page.text().await.expect("html");
+    assert!(html.contains("<h1 class=\"degraded\">Degraded: "), "{html}");
+    assert!(html.contains("Recent reconciler passes"), "{html}");
+    assert!(html.contains("rec-dashboard"), "{html}");
+    assert!(html.contains("http-equiv=\"refresh\""));
+
+    let api = get("/api/health").await.expect("api");
+    assert_eq!(api.status(), 200);
+    let v: serde_json::Value = api.json().await.expect("json");
+    assert_eq!(v["verdict"], "degraded");
+    assert_eq!(v["snapshot"]["messages_1h"], 7);
+
+    assert_eq!(get("/healthz").await.expect("healthz").status(), 200);
+    let ready = get("/readyz").await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let metrics = get("/metrics")
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("aplus_reconciler_missing_events_created_total"),
+        "{metrics}"
+    );
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), service)
+        .await
+        .expect("the service stops promptly")
+        .expect("service task")
+        .expect("no error");
+    assert!(get("/healthz").await.is_err(), "the server is gone");
+}
