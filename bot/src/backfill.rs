@@ -1,0 +1,384 @@
+//! Gap backfill from Discord's history.
+//!
+//! For a channel: read the largest stored message id, then page
+//! `GET /channels/{id}/messages?after=<id>&limit=100` until a page comes back
+//! short. Discord returns each page newest first; it is stored in ascending
+//! order as one transaction (`record_messages`, source `backfill`), NOTIFYed
+//! after commit, and the next page starts after the largest id of this one.
+//! Live messages racing a backfill are harmless: both sides insert by id and
+//! the second is a duplicate.
+//!
+//! Where a run starts: the largest stored id, but lower when the writer
+//! dropped a message of the channel from its full outage buffer (it may lie
+//! below that id), and, at the first run of each channel after start, a few
+//! minutes lower still (`--backfill-overlap`), for writes that were in
+//! flight when a previous process died. Reading a little more than needed
+//! costs duplicates, which are skipped by id.
+//!
+//! Every channel has one worker task, so a channel is never backfilled twice
+//! at once; requests made while it runs coalesce into one more run, which
+//! picks up whatever arrived meanwhile.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use outbox::payload::Source;
+use outbox::record::Recorded;
+use outbox::{Backoff, OutboxError};
+use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+use serde_json::Value;
+use serenity::all::Message;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::channels::Channels;
+use crate::convert;
+use crate::error::error_chain;
+use crate::ingest::{Applied, Write};
+use crate::rest::{Rest, RestError};
+use crate::stats::{Rejection, Stats};
+use crate::writer::Writer;
+
+/// Messages per history page (Discord's maximum).
+pub const PAGE_SIZE: u8 = 100;
+
+/// What one backfill run of a channel did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackfillReport {
+    /// Pages read.
+    pub pages: u64,
+    /// Messages in those pages.
+    pub seen: u64,
+    /// Messages newly stored.
+    pub stored: u64,
+    /// The id the run started after.
+    pub started_after: u64,
+    /// The largest id seen (the new high-water mark).
+    pub caught_up_to: u64,
+}
+
+/// Why a backfill run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    /// Reading history failed.
+    #[error("reading history")]
+    Rest(#[from] RestError),
+    /// Reading the high-water mark or storing a page failed.
+    #[error("storing history")]
+    Database(#[from] OutboxError),
+}
+
+/// Runs backfills, one worker per channel.
+#[derive(Debug)]
+pub struct Backfiller {
+    writer: Arc<Writer>,
+    rest: Rest,
+    channels: Arc<Channels>,
+    stats: Arc<Stats>,
+    keep_bot_messages: bool,
+    overlap: Duration,
+    workers: Mutex<HashMap<u64, Arc<Notify>>>,
+    /// Channels that had a complete run in this process.
+    caught_up: Mutex<HashSet<u64>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Backfiller {
+    /// A backfiller whose workers stop when `shutdown` fires.
+    pub fn new(
+        writer: Arc<Writer>,
+        rest: Rest,
+        channels: Arc<Channels>,
+        stats: Arc<Stats>,
+        keep_bot_messages: bool,
+        overlap: Duration,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            writer,
+            rest,
+            channels,
+            stats,
+            keep_bot_messages,
+            overlap,
+            workers: Mutex::new(HashMap::new()),
+            caught_up: Mutex::new(HashSet::new()),
+            tracker: TaskTracker::new(),
+            shutdown,
+        }
+    }
+
+    /// Asks for a backfill of every watched channel (listed and known threads).
+    pub fn request_all(self: &Arc<Self>, reason: &'static str) {
+        let channels = self.channels.watched();
+        tracing::debug!(reason, channels = channels.len(), "backfill requested");
+        for channel_id in channels {
+            self.request(channel_id);
+        }
+    }
+
+    /// Asks for a backfill of one channel: starts its worker, or queues one
+    /// more run if it is busy.
+    pub fn request(self: &Arc<Self>, channel_id: u64) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        let wake = workers.entry(channel_id).or_insert_with(|| {
+            let wake = Arc::new(Notify::new());
+            self.tracker
+                .spawn(Arc::clone(self).worker(channel_id, Arc::clone(&wake)));
+            wake
+        });
+        wake.notify_one();
+    }
+
+    /// Waits (up to `deadline`) for the workers after shutdown.
+    pub async fn stopped(&self, deadline: Duration) {
+        self.tracker.close();
+        let _ = tokio::time::timeout(deadline, self.tracker.wait()).await;
+    }
+
+    async fn worker(self: Arc<Self>, channel_id: u64, wake: Arc<Notify>) {
+        let retry = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return,
+                _ = wake.notified() => {}
+            }
+            let mut attempt = 0;
+            loop {
+                let result = tokio::select! {
+                    biased;
+                    _ = self.shutdown.cancelled() => return,
+                    result = self.backfill_channel(channel_id) => result,
+                };
+                match result {
+                    Ok(report) => {
+                        self.stats.backfill_run("caught_up");
+                        self.channels.mark_readable(channel_id);
+                        if report.stored > 0 {
+                            tracing::info!(
+                                channel_id,
+                                pages = report.pages,
+                                stored = report.stored,
+                                after = report.started_after,
+                                up_to = report.caught_up_to,
+                                "backfilled a gap"
+                            );
+                        } else {
+                            tracing::debug!(
+                                channel_id,
+                                pages = report.pages,
+                                "backfill: nothing missing"
+                            );
+                        }
+                        break;
+                    }
+                    Err(error) => {
+                        self.stats.backfill_run("failed");
+                        match &error {
+                            // The writer has begun an outage; its recovery asks again.
+                            BackfillError::Database(_) => {
+                                tracing::debug!(channel_id, error = %error_chain(&error), "backfill stopped: database unavailable; it runs again when the database is back");
+                                break;
+                            }
+                            BackfillError::Rest(RestError::Cancelled) => return,
+                            BackfillError::Rest(rest) if rest.is_transient() => {
+                                attempt += 1;
+                                let delay = retry.delay(attempt);
+                                tracing::warn!(channel_id, attempt, retry_in_ms = delay.as_millis() as u64, error = %error_chain(&error), "backfill failed; retrying");
+                                tokio::select! {
+                                    _ = self.shutdown.cancelled() => return,
+                                    _ = tokio::time::sleep(delay) => {}
+                                }
+                            }
+                            BackfillError::Rest(rest) => {
+                                self.channels.mark_refused(channel_id, rest);
+                                tracing::error!(channel_id, error = %error_chain(&error), "backfill refused by Discord; retried at the next reconnect");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One backfill run of a channel, until caught up: the iteration the
+    /// channel's worker repeats, callable directly by tests and tools (a
+    /// direct call does not take the worker's turn, so avoid running one
+    /// while the worker may).
+    #[tracing::instrument(level = "debug", skip(self), err)]
+    pub async fn backfill_channel(&self, channel_id: u64) -> Result<BackfillReport, BackfillError> {
+        // History messages come without `guild_id`; the channel has it.
+        let guild_id = match self.channels.info(channel_id).await {
+            Ok(info) => info.and_then(|i| i.guild_id),
+            Err(RestError::Cancelled) => return Err(RestError::Cancelled.into()),
+            Err(_) => None,
+        };
+        let stored_max = self.high_water_mark(channel_id).await?;
+        let first_run = !self
+            .caught_up
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&channel_id);
+        let mut start = if first_run && stored_max > 0 {
+            convert::snowflake_before(stored_max, self.overlap)
+        } else {
+            stored_max
+        };
+        let channel_key = i64::try_from(channel_id).unwrap_or(i64::MAX);
+        let loss = self.writer.take_loss(channel_key);
+        if let Some(lost) = loss {
+            start = start.min(u64::try_from(lost).unwrap_or(0).saturating_sub(1));
+        }
+        let result = self.pages_after(channel_id, start, guild_id).await;
+        match (&result, loss) {
+            (Ok(_), _) => {
+                self.caught_up
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(channel_id);
+            }
+            (Err(_), Some(lost)) => self.writer.restore_loss(channel_key, lost),
+            (Err(_), None) => {}
+        }
+        result
+    }
+
+    /// Pages history from `start` until a page comes back short.
+    async fn pages_after(
+        &self,
+        channel_id: u64,
+        start: u64,
+        guild_id: Option<u64>,
+    ) -> Result<BackfillReport, BackfillError> {
+        let mut report = BackfillReport {
+            started_after: start,
+            caught_up_to: start,
+            ..BackfillReport::default()
+        };
+        let mut after = start;
+        loop {
+            let page = self
+                .rest
+                .messages_after(channel_id, after, PAGE_SIZE)
+                .await?;
+            report.pages += 1;
+            if page.is_empty() {
+                self.stats.backfill_page();
+                break;
+            }
+            let full = page.len() >= usize::from(PAGE_SIZE);
+            report.seen += page.len() as u64;
+            self.stats.received(Source::Backfill, page.len() as u64);
+            let (rows, max_id) = self.rows(page, guild_id);
+            if !rows.is_empty() {
+                let applied = self
+                    .writer
+                    .write_now(&Write::Many {
+                        messages: rows,
+                        source: Source::Backfill,
+                    })
+                    .await?;
+                if let Applied::Many { recorded, .. } = applied {
+                    report.stored += recorded
+                        .iter()
+                        .filter(|(_, r)| matches!(r, Recorded::Stored { .. }))
+                        .count() as u64;
+                }
+            }
+            self.stats.backfill_page();
+            if max_id <= after {
+                // No progress (a page of ids not after the cursor): stop
+                // rather than loop on the same page.
+                break;
+            }
+            after = max_id;
+            report.caught_up_to = after;
+            if !full {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Converts a page into rows, ascending, counting what is rejected.
+    /// Returns the rows and the largest id in the page (rejected ones too,
+    /// so the cursor moves past them).
+    fn rows(
+        &self,
+        page: Vec<Value>,
+        guild_id: Option<u64>,
+    ) -> (Vec<outbox::record::NewMessage>, u64) {
+        let mut max_id = 0;
+        let mut rows = Vec::with_capacity(page.len());
+        for raw in page {
+            if let Some(id) = raw
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                max_id = max_id.max(id);
+            }
+            let message = match serde_json::from_value::<Message>(raw.clone()) {
+                Ok(message) => message,
+                Err(error) => {
+                    self.stats.rejected(Rejection::Undecodable);
+                    let message_id = raw.get("id").and_then(Value::as_str).unwrap_or("?");
+                    tracing::warn!(message_id, %error, "history message does not decode; skipped");
+                    continue;
+                }
+            };
+            let row = convert::check_author(&message, self.keep_bot_messages)
+                .and_then(|()| convert::new_message(&message, raw, guild_id));
+            match row {
+                Ok(row) => rows.push(row),
+                Err(reason) => {
+                    self.stats.rejected(reason);
+                    if reason == Rejection::SnowflakeOutOfRange {
+                        tracing::warn!(message_id = message.id.get(), %reason, "history message rejected");
+                    }
+                }
+            }
+        }
+        rows.sort_by_key(|r| r.id);
+        (rows, max_id)
+    }
+
+    /// The largest stored message id of a channel (0 when none).
+    async fn high_water_mark(&self, channel_id: u64) -> Result<u64, OutboxError> {
+        let Ok(channel) = i64::try_from(channel_id) else {
+            return Ok(0);
+        };
+        let result = self
+            .writer
+            .db()
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT max(id) AS max_id FROM messages WHERE channel_id = $1",
+                [channel.into()],
+            ))
+            .await;
+        let row = match result {
+            Ok(row) => row,
+            Err(error) => {
+                let error = OutboxError::from(error);
+                self.writer.begin_outage(&error);
+                return Err(error);
+            }
+        };
+        let max: Option<i64> = match row {
+            Some(row) => row
+                .try_get_by::<Option<i64>, _>("max_id")
+                .map_err(OutboxError::from)?,
+            None => None,
+        };
+        Ok(max.and_then(|m| u64::try_from(m).ok()).unwrap_or(0))
+    }
+}

@@ -1,0 +1,210 @@
+//! The bot's flags, each with an environment variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+use secrecy::SecretString;
+use service::config::parse_duration;
+use service::{DatabaseArgs, TelemetryArgs};
+
+/// The public Discord API, used unless `DISCORD_API_URL` names a simulator.
+pub const DISCORD_API: &str = "https://discord.com";
+
+/// Captures every message of the watched Discord channels into PostgreSQL.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "bot", version, about)]
+pub struct BotConfig {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+
+    /// Bot token from the Discord Developer Portal. Kept as a secret: it never
+    /// appears in logs or in `Debug` output.
+    #[arg(long, env = "DISCORD_TOKEN", hide_env_values = true)]
+    pub discord_token: SecretString,
+
+    /// Base URL of a Discord simulator (e.g. `http://127.0.0.1:7878`). Only for
+    /// the simulator: serenity's REST proxy is enabled and its rate limiter
+    /// turned off, which would be wrong against the real Discord.
+    #[arg(long, env = "DISCORD_API_URL")]
+    pub discord_api_url: Option<String>,
+
+    /// Channel ids to capture, comma-separated. Messages in threads of these
+    /// channels are captured too; everything else is ignored and counted.
+    #[arg(
+        long = "channels",
+        env = "APLUS_CHANNELS",
+        value_delimiter = ',',
+        required = true,
+        value_parser = parse_channel_id
+    )]
+    pub channels: Vec<u64>,
+
+    /// Keep messages posted by bots and webhooks (alert bots post setups).
+    #[arg(
+        long,
+        env = "APLUS_KEEP_BOT_MESSAGES",
+        default_value_t = true,
+        action = ArgAction::Set
+    )]
+    pub keep_bot_messages: bool,
+
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "BOT_HTTP_LISTEN", default_value = "127.0.0.1:9101")]
+    pub http_listen: SocketAddr,
+
+    /// Writes held in memory while the database is unreachable. When full,
+    /// new messages are dropped from memory and recovered later by backfill.
+    #[arg(long = "buffer", env = "BOT_BUFFER", default_value_t = 10_000)]
+    pub buffer: usize,
+
+    /// Run only this gateway shard (with `--shards`).
+    #[arg(long, env = "BOT_SHARD", requires = "shards")]
+    pub shard: Option<u32>,
+
+    /// Total number of gateway shards. Without `--shard`, this process runs
+    /// all of them.
+    #[arg(long, env = "BOT_SHARDS")]
+    pub shards: Option<u32>,
+
+    /// Longest wait between attempts to reach the database during an outage.
+    #[arg(long, env = "BOT_RETRY_MAX", default_value = "5s", value_parser = parse_duration)]
+    pub retry_max: Duration,
+
+    /// At the first backfill of each channel after start, history is read
+    /// again from this long before the last stored message: writes that were
+    /// in flight when a previous process died can lie just below it.
+    #[arg(long, env = "BOT_BACKFILL_OVERLAP", default_value = "5m", value_parser = parse_duration)]
+    pub backfill_overlap: Duration,
+
+    /// On SIGTERM, how long in-flight writes and the buffer may take to finish.
+    #[arg(long, env = "BOT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// Which gateway shards this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shards {
+    /// One shard, the default for a bot in few guilds.
+    Single,
+    /// Shard `index` of `total`.
+    One { index: u32, total: u32 },
+    /// All `total` shards in this process.
+    All { total: u32 },
+}
+
+impl BotConfig {
+    /// The configuration with defaults for everything but the essentials, for tests.
+    pub fn new(database: DatabaseArgs, token: SecretString, channels: Vec<u64>) -> Self {
+        // The literal arguments are valid for every flag, so parsing cannot fail.
+        let mut config = BotConfig::try_parse_from([
+            "bot",
+            "--database-url",
+            "postgres://unused",
+            "--discord-token",
+            "unused",
+            "--channels",
+            "1",
+        ])
+        .expect("default bot flags parse");
+        config.database = database;
+        config.discord_token = token;
+        config.channels = channels;
+        config.http_listen = "127.0.0.1:0".parse().expect("literal address");
+        config
+    }
+
+    /// The API base URL: the simulator's, or Discord's.
+    pub fn api_base(&self) -> String {
+        self.discord_api_url
+            .as_deref()
+            .unwrap_or(DISCORD_API)
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// Which shards to run, after checking that the flags agree.
+    pub fn shards(&self) -> Result<Shards, String> {
+        match (self.shard, self.shards) {
+            (None, None) => Ok(Shards::Single),
+            (_, Some(0)) => Err("--shards must be at least 1".to_owned()),
+            (None, Some(total)) => Ok(Shards::All { total }),
+            (Some(index), Some(total)) if index < total => Ok(Shards::One { index, total }),
+            (Some(index), Some(total)) => Err(format!(
+                "--shard {index} is out of range for --shards {total} (shards count from 0)"
+            )),
+            (Some(_), None) => Err("--shard needs --shards".to_owned()),
+        }
+    }
+}
+
+/// A channel id: a snowflake that fits PostgreSQL's signed `bigint`.
+fn parse_channel_id(text: &str) -> Result<u64, String> {
+    let id: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a channel id (a number)"))?;
+    if id == 0 || id > i64::MAX as u64 {
+        return Err(format!("`{text}` is not a valid Discord snowflake"));
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret as _;
+
+    fn parse(args: &[&str]) -> Result<BotConfig, clap::Error> {
+        let mut all = vec![
+            "bot",
+            "--database-url",
+            "postgres://x",
+            "--discord-token",
+            "canary-token-value",
+        ];
+        all.extend_from_slice(args);
+        BotConfig::try_parse_from(all)
+    }
+
+    #[test]
+    fn channels_are_a_comma_separated_list_of_snowflakes() {
+        let config = parse(&["--channels", "11,22, 33"]).expect("valid");
+        assert_eq!(config.channels, vec![11, 22, 33]);
+        assert!(parse(&["--channels", "abc"]).is_err());
+        assert!(parse(&["--channels", "18446744073709551615"]).is_err());
+        assert!(parse(&[]).is_err(), "the allowlist is required");
+    }
+
+    #[test]
+    fn bot_messages_are_kept_unless_turned_off() {
+        assert!(
+            parse(&["--channels", "1"])
+                .expect("valid")
+                .keep_bot_messages
+        );
+        let off = parse(&["--channels", "1", "--keep-bot-messages", "false"]).expect("valid");
+        assert!(!off.keep_bot_messages);
+    }
+
+    #[test]
+    fn shard_flags_must_agree() {
+        let config = parse(&["--channels", "1", "--shard", "1", "--shards", "2"]).expect("valid");
+        assert_eq!(config.shards(), Ok(Shards::One { index: 1, total: 2 }));
+        let config = parse(&["--channels", "1", "--shard", "2", "--shards", "2"]).expect("parses");
+        assert!(config.shards().is_err());
+        assert!(parse(&["--channels", "1", "--shard", "0"]).is_err());
+        let config = parse(&["--channels", "1", "--shards", "3"]).expect("valid");
+        assert_eq!(config.shards(), Ok(Shards::All { total: 3 }));
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let config = parse(&["--channels", "1"]).expect("valid");
+        assert_eq!(config.discord_token.expose_secret(), "canary-token-value");
+        assert!(!format!("{config:?}").contains("canary-token-value"));
+    }
+}

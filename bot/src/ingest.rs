@@ -1,0 +1,254 @@
+//! One write: a transaction through the outbox, its commit, then NOTIFY.
+//!
+//! [`ingest`] is the whole path of one gateway message, for tests and tools;
+//! the service goes through [`crate::writer::Writer`], which adds the outage
+//! buffer around [`apply`].
+
+use outbox::OutboxError;
+use outbox::payload::Source;
+use outbox::record::{self, Deleted, Edited, NewMessage, Recorded};
+use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, TransactionTrait as _};
+use serenity::all::Message;
+use uuid::Uuid;
+
+use crate::convert::{self, Update};
+use crate::stats::Rejection;
+
+/// A write the bot makes; each is one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// A message and its `message.created` event.
+    Create { message: NewMessage, source: Source },
+    /// Several messages in one transaction (a history page, a drained buffer).
+    Many {
+        messages: Vec<NewMessage>,
+        source: Source,
+    },
+    /// An edit; a full update of an unknown message becomes its create.
+    Edit(Update),
+    /// A delete (a tombstone when the message is not stored yet).
+    Delete { id: i64, channel_id: i64 },
+}
+
+impl Write {
+    /// The message id, for logs (the first of a page).
+    pub fn message_id(&self) -> Option<i64> {
+        match self {
+            Write::Create { message, .. } => Some(message.id),
+            Write::Many { messages, .. } => messages.first().map(|m| m.id),
+            Write::Edit(update) => Some(update.edit.id),
+            Write::Delete { id, .. } => Some(*id),
+        }
+    }
+}
+
+/// What a committed write did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// One message: stored or a duplicate.
+    Created { recorded: Recorded, source: Source },
+    /// Several messages, each stored or a duplicate, by id.
+    Many {
+        recorded: Vec<(i64, Recorded)>,
+        source: Source,
+    },
+    /// An edit.
+    Edited(EditResult),
+    /// A delete.
+    Deleted(Deleted),
+}
+
+/// What an edit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditResult {
+    /// The outbox's answer.
+    Edit(Edited),
+    /// The message was unknown and the update carried all of it: stored as
+    /// its create (with the text as edited).
+    StoredAsCreate(Recorded),
+}
+
+impl Applied {
+    /// Ids of the events written.
+    pub fn event_ids(&self) -> Vec<Uuid> {
+        match self {
+            Applied::Created { recorded, .. } => recorded.event_id().into_iter().collect(),
+            Applied::Many { recorded, .. } => {
+                recorded.iter().filter_map(|(_, r)| r.event_id()).collect()
+            }
+            Applied::Edited(EditResult::Edit(Edited::Updated { event_id })) => vec![*event_id],
+            Applied::Edited(EditResult::StoredAsCreate(recorded)) => {
+                recorded.event_id().into_iter().collect()
+            }
+            Applied::Edited(EditResult::Edit(_)) => Vec::new(),
+            Applied::Deleted(Deleted::Deleted { event_id }) => vec![*event_id],
+            Applied::Deleted(_) => Vec::new(),
+        }
+    }
+}
+
+/// A committed write and how its NOTIFY went.
+#[derive(Debug)]
+pub struct Outcome {
+    pub applied: Applied,
+    /// The NOTIFY after commit failed. The events are committed; the worker's
+    /// poll finds them, so this costs latency only.
+    pub notify_error: Option<OutboxError>,
+}
+
+/// Runs one write in its own transaction, commits, then NOTIFYs the events
+/// it wrote (never inside the transaction: that would serialise every
+/// commit on PostgreSQL's notify lock).
+pub async fn apply(db: &DatabaseConnection, write: &Write) -> Result<Outcome, OutboxError> {
+    let txn = db.begin().await?;
+    let applied = match write {
+        Write::Create { message, source } => Applied::Created {
+            recorded: record::record_message(&txn, message.clone(), *source).await?,
+            source: *source,
+        },
+        Write::Many { messages, source } => Applied::Many {
+            recorded: record::record_messages(&txn, messages.clone(), *source).await?,
+            source: *source,
+        },
+        Write::Edit(update) => {
+            let edited = record::record_edit(&txn, update.edit.clone()).await?;
+            match (&edited, &update.full) {
+                (Edited::Unknown, Some(full)) => Applied::Edited(EditResult::StoredAsCreate(
+                    record::record_message(&txn, full.clone(), Source::Gateway).await?,
+                )),
+                _ => Applied::Edited(EditResult::Edit(edited)),
+            }
+        }
+        Write::Delete { id, channel_id } => {
+            Applied::Deleted(record::record_delete(&txn, *id, *channel_id).await?)
+        }
+    };
+    // Fault injection for the chaos suite: die with the transaction open.
+    fail::fail_point!("bot-before-commit", |_| std::process::abort());
+    txn.commit().await?;
+    let events = applied.event_ids();
+    let notify_error = outbox::notify::notify(db, &events).await.err();
+    Ok(Outcome {
+        applied,
+        notify_error,
+    })
+}
+
+/// What [`ingest`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// Stored with its event.
+    Stored {
+        /// The `message.created` event.
+        event_id: Uuid,
+        /// NUL bytes were replaced.
+        sanitized: bool,
+        /// A delete had come first: stored already deleted.
+        tombstoned: bool,
+        /// The NOTIFY after commit went out.
+        notified: bool,
+    },
+    /// The id was already stored; nothing was written.
+    Duplicate,
+}
+
+/// Why [`ingest`] stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The message cannot be stored as it is.
+    #[error("message rejected: {0}")]
+    Rejected(Rejection),
+    /// The database failed; the write can be retried.
+    #[error("database write failed")]
+    Database(#[from] OutboxError),
+}
+
+/// Stores one gateway message: converts it, writes the message and its
+/// event in one transaction, commits, then NOTIFYs the event.
+#[tracing::instrument(level = "debug", skip_all, fields(message_id = message.id.get(), channel_id = message.channel_id.get()))]
+pub async fn ingest(
+    db: &DatabaseConnection,
+    message: &Message,
+    source: Source,
+) -> Result<Ingested, IngestError> {
+    let row = convert::new_message(message, convert::raw_payload(message), None)
+        .map_err(IngestError::Rejected)?;
+    let outcome = apply(
+        db,
+        &Write::Create {
+            message: row,
+            source,
+        },
+    )
+    .await?;
+    Ok(match outcome.applied {
+        Applied::Created {
+            recorded:
+                Recorded::Stored {
+                    event_id,
+                    sanitized,
+                    tombstoned,
+                },
+            ..
+        } => Ingested::Stored {
+            event_id,
+            sanitized,
+            tombstoned,
+            notified: outcome.notify_error.is_none(),
+        },
+        _ => Ingested::Duplicate,
+    })
+}
+
+/// Whether PostgreSQL refused the data itself, so retrying the same write
+/// can never succeed: data exceptions (class 22), integrity violations (23),
+/// statement errors (42) and program limits (54). Everything else (a lost
+/// connection, a pool timeout, a server shutting down, a cancelled or
+/// serialisation-failed statement) may pass and is retried.
+pub fn is_permanent(error: &OutboxError) -> bool {
+    let db = match error {
+        OutboxError::Unreadable(_) => return true,
+        OutboxError::Database(db) => db,
+    };
+    match db {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
+            sea_orm::sqlx::Error::Database(db_error) => db_error
+                .code()
+                .is_some_and(|code| ["22", "23", "42", "54"].iter().any(|c| code.starts_with(c))),
+            sea_orm::sqlx::Error::Encode(_) | sea_orm::sqlx::Error::Decode(_) => true,
+            _ => false,
+        },
+        DbErr::TryIntoErr { .. } | DbErr::Type(_) | DbErr::Json(_) => true,
+        _ => false,
+    }
+}
+
+/// Writes for unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A plain message create in `channel_id`.
+    pub(crate) fn create(channel_id: i64, id: i64) -> Write {
+        Write::Create {
+            message: NewMessage {
+                id,
+                guild_id: None,
+                channel_id,
+                author_id: 1,
+                author_name: "a".into(),
+                author_is_bot: false,
+                content: "x".into(),
+                embeds: serde_json::json!([]),
+                attachments: serde_json::json!([]),
+                is_forward: false,
+                sent_at: chrono::Utc::now(),
+                edited_at: None,
+                raw: serde_json::json!({}),
+            },
+            source: Source::Gateway,
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! The bot service: wiring, background tasks, and an orderly shutdown.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait as _, DatabaseConnection};
+use service::Health;
+use service::db::{PoolSettings, connect};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backfill::Backfiller;
+use crate::channels::Channels;
+use crate::config::{BotConfig, Shards};
+use crate::error::{BotError, error_chain};
+use crate::gateway;
+use crate::rest::Rest;
+use crate::stats::{Stats, StatsSnapshot};
+use crate::writer::Writer;
+
+/// How often readiness (gateway, database) is re-checked.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A bot, built and ready to run.
+#[derive(Debug)]
+pub struct Bot {
+    config: BotConfig,
+    shards: Shards,
+    db: DatabaseConnection,
+    stats: Arc<Stats>,
+    health: Health,
+    rest: Rest,
+    channels: Arc<Channels>,
+    writer: Arc<Writer>,
+    backfiller: Arc<Backfiller>,
+    /// Stops the background tasks (after the gateway is down).
+    tasks_stop: CancellationToken,
+    http_addr: Arc<OnceLock<SocketAddr>>,
+}
+
+/// A view of a running bot, for tests and tools.
+#[derive(Debug, Clone)]
+pub struct BotHandle {
+    stats: Arc<Stats>,
+    health: Health,
+    writer: Arc<Writer>,
+    backfiller: Arc<Backfiller>,
+    channels: Arc<Channels>,
+    http_addr: Arc<OnceLock<SocketAddr>>,
+}
+
+impl BotHandle {
+    /// The bot's counters now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// The readiness checks behind `/readyz`.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` listen, once bound.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr.get().copied()
+    }
+
+    /// Writes held in memory during a database outage.
+    pub fn buffered(&self) -> usize {
+        self.writer.buffered()
+    }
+
+    /// Whether a database outage is in progress.
+    pub fn database_down(&self) -> bool {
+        self.writer.is_down()
+    }
+
+    /// The backfill runner (to backfill a channel on demand).
+    pub fn backfiller(&self) -> &Arc<Backfiller> {
+        &self.backfiller
+    }
+
+    /// The watched channels.
+    pub fn channels(&self) -> &Arc<Channels> {
+        &self.channels
+    }
+}
+
+impl Bot {
+    /// Builds the bot: a lazy database pool (the bot starts while PostgreSQL
+    /// is down), the REST client and the shared state. Connects to nothing yet.
+    pub fn new(config: BotConfig) -> Result<Bot, BotError> {
+        let shards = config.shards().map_err(BotError::Config)?;
+        let stats = Arc::new(Stats::default());
+        let health = Health::new();
+        health.set("gateway", false, "connecting");
+        health.set("database", false, "not checked yet");
+        let mut settings =
+            PoolSettings::new("aplus-bot", config.database.database_max_connections.max(2));
+        settings.acquire_timeout = Duration::from_secs(3);
+        let db = connect(&config.database, &settings).map_err(BotError::DatabaseUrl)?;
+        let tasks_stop = CancellationToken::new();
+        let rest = Rest::new(
+            &config.api_base(),
+            &config.discord_token,
+            Arc::clone(&stats),
+            tasks_stop.clone(),
+        )
+        .map_err(|e| BotError::Config(e.to_string()))?;
+        let channels = Arc::new(Channels::new(
+            config.channels.iter().copied(),
+            rest.clone(),
+            health.clone(),
+        ));
+        let writer = Arc::new(Writer::new(
+            db.clone(),
+            config.buffer,
+            config.retry_max,
+            Arc::clone(&stats),
+        ));
+        let backfiller = Arc::new(Backfiller::new(
+            Arc::clone(&writer),
+            rest.clone(),
+            Arc::clone(&channels),
+            Arc::clone(&stats),
+            config.keep_bot_messages,
+            config.backfill_overlap,
+            tasks_stop.clone(),
+        ));
+        Ok(Bot {
+            config,
+            shards,
+            db,
+            stats,
+            health,
+            rest,
+            channels,
+            writer,
+            backfiller,
+            tasks_stop,
+            http_addr: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// A handle on the bot's counters and state, usable while it runs.
+    pub fn handle(&self) -> BotHandle {
+        BotHandle {
+            stats: Arc::clone(&self.stats),
+            health: self.health.clone(),
+            writer: Arc::clone(&self.writer),
+            backfiller: Arc::clone(&self.backfiller),
+            channels: Arc::clone(&self.channels),
+            http_addr: Arc::clone(&self.http_addr),
+        }
+    }
+
+    /// Runs until `shutdown` fires (then stops in order: gateway, in-flight
+    /// writes, buffer) or the gateway fails for good.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BotError> {
+        let Bot {
+            config,
+            shards,
+            db,
+            stats,
+            health,
+            rest,
+            channels,
+            writer,
+            backfiller,
+            tasks_stop,
+            http_addr,
+        } = self;
+        let http_stop = CancellationToken::new();
+        let (addr, http) = service::http::serve(
+            config.http_listen,
+            service::http::router(health.clone()),
+            http_stop.clone(),
+        )
+        .await
+        .map_err(|source| BotError::Bind {
+            addr: config.http_listen,
+            source,
+        })?;
+        let _ = http_addr.set(addr);
+
+        let api_base = config.api_base();
+        let simulator = config.discord_api_url.is_some();
+        if simulator {
+            tracing::warn!(api = %api_base, "DISCORD_API_URL is set: talking to a simulator; serenity's REST proxy is on and its rate limiter off");
+        }
+        tracing::info!(
+            channels = ?config.channels,
+            keep_bot_messages = config.keep_bot_messages,
+            buffer = config.buffer,
+            shards = ?shards,
+            database = %config.database.redacted_url(),
+            "bot starting"
+        );
+
+        let tasks = TaskTracker::new();
+        tasks.spawn(Arc::clone(&writer).drain_loop(tasks_stop.clone()));
+        tasks.spawn(recovery_loop(
+            Arc::clone(&writer),
+            Arc::clone(&backfiller),
+            tasks_stop.clone(),
+        ));
+        tasks.spawn(start_up_checks(
+            Arc::clone(&channels),
+            Arc::clone(&backfiller),
+            db.clone(),
+            tasks_stop.clone(),
+        ));
+
+        let in_flight = TaskTracker::new();
+        let handler = crate::handler::Handler::new(
+            Arc::clone(&writer),
+            Arc::clone(&channels),
+            Arc::clone(&backfiller),
+            Arc::clone(&stats),
+            config.keep_bot_messages,
+            in_flight.clone(),
+        );
+        // serenity asks the API for the gateway URL once and, if that fails,
+        // connects to Discord's real gateway instead: never let that happen
+        // to a simulator that is still starting (a process manager starts
+        // both at once).
+        if simulator && !wait_for_api(&rest, &shutdown).await {
+            tasks_stop.cancel();
+            http_stop.cancel();
+            return Ok(());
+        }
+        let mut client =
+            match gateway::client(&config.discord_token, &api_base, simulator, handler).await {
+                Ok(client) => client,
+                Err(error) => {
+                    tasks_stop.cancel();
+                    http_stop.cancel();
+                    return Err(error);
+                }
+            };
+        let manager = Arc::clone(&client.shard_manager);
+        let expected_shards = match shards {
+            Shards::Single | Shards::One { .. } => 1,
+            Shards::All { total } => total as usize,
+        };
+        tasks.spawn(health_loop(
+            db.clone(),
+            Arc::clone(&writer),
+            Arc::clone(&manager),
+            expected_shards,
+            health.clone(),
+            tasks_stop.clone(),
+        ));
+        tasks.close();
+
+        let result = {
+            let gateway = gateway::start(&mut client, shards);
+            tokio::pin!(gateway);
+            tokio::select! {
+                result = &mut gateway => match result {
+                    Ok(()) if shutdown.is_cancelled() => Ok(()),
+                    Ok(()) => Err(BotError::GatewayStopped),
+                    Err(error) => Err(BotError::from_gateway(error)),
+                },
+                _ = shutdown.cancelled() => {
+                    tracing::info!("stopping: closing the gateway session");
+                    manager.shutdown_all().await;
+                    if tokio::time::timeout(config.shutdown_timeout, &mut gateway).await.is_err() {
+                        tracing::warn!("the gateway did not close in time");
+                    }
+                    Ok(())
+                }
+            }
+        };
+        metrics::gauge!("aplus_bot_gateway_connected").set(0.0);
+        health.set("gateway", false, "stopped");
+        if let Err(error) = &result {
+            // A fatal close stops every shard; make sure none lingers.
+            manager.shutdown_all().await;
+            tracing::error!(error = %error_chain(error), "gateway stopped");
+        }
+
+        // In-flight handler calls finish their writes, then the buffer gets
+        // a last chance, then the background tasks stop.
+        in_flight.close();
+        if tokio::time::timeout(config.shutdown_timeout, in_flight.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight writes did not finish in time");
+        }
+        tasks_stop.cancel();
+        backfiller.stopped(config.shutdown_timeout).await;
+        writer.flush(config.shutdown_timeout).await;
+        let _ = tokio::time::timeout(config.shutdown_timeout, tasks.wait()).await;
+        http_stop.cancel();
+        let _ = http.await;
+        let s = stats.snapshot();
+        tracing::info!(
+            stored = s.stored(),
+            duplicates = s.duplicates(),
+            rejected = s.rejected(),
+            buffer_overflow = s.buffer_overflow,
+            "bot stopped"
+        );
+        result
+    }
+}
+
+/// Runs the bot until `shutdown` fires or the gateway fails for good.
+pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), BotError> {
+    Bot::new(config)?.run(shutdown).await
+}
+
+/// Waits until the API answers `GET /gateway`; false if `shutdown` fired first.
+async fn wait_for_api(rest: &Rest, shutdown: &CancellationToken) -> bool {
+    let retry = outbox::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let mut attempt = 0;
+    loop {
+        let answer = tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            answer = rest.gateway() => answer,
+        };
+        match answer {
+            Ok(url) => {
+                tracing::debug!(gateway = %url, "the simulator answers");
+                return true;
+            }
+            Err(error) => {
+                attempt += 1;
+                if attempt == 1 {
+                    tracing::warn!(error = %error_chain(&error), "the simulator's API does not answer yet; waiting for it before connecting");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(retry.delay(attempt)) => {}
+        }
+    }
+}
+
+/// Backfills every channel each time a database outage ends.
+async fn recovery_loop(writer: Arc<Writer>, backfiller: Arc<Backfiller>, stop: CancellationToken) {
+    let recovered = writer.recovered();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = recovered.notified() => backfiller.request_all("database recovered"),
+        }
+    }
+}
+
+/// Verifies each listed channel, then learns the threads that already have
+/// stored messages (retrying while the database is down) and backfills them.
+async fn start_up_checks(
+    channels: Arc<Channels>,
+    backfiller: Arc<Backfiller>,
+    db: DatabaseConnection,
+    stop: CancellationToken,
+) {
+    let states = channels.verify().await;
+    let readable = states
+        .iter()
+        .filter(|(_, s)| matches!(s, crate::channels::ChannelState::Readable { .. }))
+        .count();
+    tracing::info!(readable, listed = states.len(), "channel check done");
+    let retry = outbox::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut attempt = 0;
+    loop {
+        match channels.load_known_threads(&db).await {
+            Ok(0) => return,
+            Ok(threads) => {
+                tracing::info!(
+                    threads,
+                    "watching threads that already have stored messages"
+                );
+                backfiller.request_all("known threads");
+                return;
+            }
+            Err(error) => {
+                attempt += 1;
+                if attempt == 1 {
+                    tracing::warn!(error = %error_chain(&error), "could not list the threads with stored messages; retrying until the database answers");
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(retry.delay(attempt)) => {}
+        }
+    }
+}
+
+/// Keeps `/readyz` and the gateway and database gauges current: ready only
+/// when every shard is connected and the database answers.
+async fn health_loop(
+    db: DatabaseConnection,
+    writer: Arc<Writer>,
+    manager: Arc<serenity::all::ShardManager>,
+    expected_shards: usize,
+    health: Health,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(HEALTH_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let (connected, running) = gateway::connected_shards(&manager).await;
+        let up = connected >= expected_shards;
+        metrics::gauge!("aplus_bot_gateway_connected").set(if up { 1.0 } else { 0.0 });
+        metrics::gauge!("aplus_bot_gateway_shards_connected").set(connected as f64);
+        health.set(
+            "gateway",
+            up,
+            if up {
+                format!("connected ({connected} of {expected_shards} shards)")
+            } else {
+                format!("connecting ({connected} of {expected_shards} shards connected, {running} running)")
+            },
+        );
+        let ping = tokio::select! {
+            _ = stop.cancelled() => return,
+            ping = db.execute_unprepared("SELECT 1") => ping,
+        };
+        match ping {
+            Ok(_) if writer.is_down() => health.set(
+                "database",
+                false,
+                format!(
+                    "answering again; draining {} buffered writes",
+                    writer.buffered()
+                ),
+            ),
+            Ok(_) => health.set("database", true, "answering"),
+            Err(error) => health.set(
+                "database",
+                false,
+                format!(
+                    "unreachable ({}); {} writes buffered",
+                    error_chain(&error),
+                    writer.buffered()
+                ),
+            ),
+        }
+    }
+}

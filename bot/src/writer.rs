@@ -1,0 +1,496 @@
+//! Writes with the database outage policy around them.
+//!
+//! While PostgreSQL answers, each write is its own transaction straight
+//! away. When a write fails for a reason that may pass (the connection, not
+//! the data), an outage begins: that write and every later one go to the
+//! bounded [`Buffer`] in arrival order, and [`Writer::drain_loop`] retries
+//! them with exponential backoff and jitter, merging runs of creates into one
+//! transaction. When the buffer is full, new writes are dropped from memory
+//! and counted; Discord's history still has the messages, and the smallest
+//! dropped id of each channel is remembered so that the next backfill starts
+//! below it (writes finish out of order, so it may lie below the channel's
+//! largest stored id). Once the buffer is
+//! empty and the database answers, the outage ends and [`Writer::recovered`]
+//! fires, so the caller backfills every channel.
+//!
+//! Logging stays under one line a second however long the outage: the first
+//! failure, the first overflow, a summary every [`SUMMARY_INTERVAL`], and one
+//! line at recovery.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use outbox::payload::Source;
+use outbox::record::{Deleted, Edited, Recorded};
+use outbox::{Backoff, OutboxError};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::buffer::Buffer;
+use crate::error::error_chain;
+use crate::ingest::{self, Applied, EditResult, Outcome, Write};
+use crate::stats::{DeleteOutcome, EditOutcome, Rejection, Stats};
+
+/// How often a continuing outage is summarised in the log.
+pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The state of an outage, for its log lines.
+#[derive(Debug)]
+struct Outage {
+    since: Instant,
+    last_summary: Instant,
+    overflowed: u64,
+    buffered: u64,
+}
+
+/// Applies writes, holding them through database outages.
+#[derive(Debug)]
+pub struct Writer {
+    db: DatabaseConnection,
+    buffer: Buffer,
+    stats: Arc<Stats>,
+    retry: Backoff,
+    down: AtomicBool,
+    outage: Mutex<Option<Outage>>,
+    wake: Notify,
+    recovered: Arc<Notify>,
+    /// Per channel, the smallest id of a message dropped from memory and not
+    /// yet covered by a backfill.
+    losses: Mutex<HashMap<i64, i64>>,
+    notify_failures: AtomicU64,
+}
+
+impl Writer {
+    /// A writer on `db` whose outage buffer holds `capacity` writes; retries
+    /// back off up to `retry_max`.
+    pub fn new(
+        db: DatabaseConnection,
+        capacity: usize,
+        retry_max: Duration,
+        stats: Arc<Stats>,
+    ) -> Self {
+        stats.buffer_depth(0);
+        metrics::gauge!("aplus_bot_buffer_capacity").set(capacity as f64);
+        Self {
+            db,
+            buffer: Buffer::new(capacity),
+            stats,
+            retry: Backoff::new(
+                Duration::from_millis(200).min(retry_max),
+                retry_max.max(Duration::from_millis(1)),
+            ),
+            down: AtomicBool::new(false),
+            outage: Mutex::new(None),
+            wake: Notify::new(),
+            recovered: Arc::new(Notify::new()),
+            losses: Mutex::new(HashMap::new()),
+            notify_failures: AtomicU64::new(0),
+        }
+    }
+
+    /// The database connection.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Fires each time an outage ends (the buffer is drained and the database answers).
+    pub fn recovered(&self) -> Arc<Notify> {
+        Arc::clone(&self.recovered)
+    }
+
+    /// Whether an outage is in progress.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    /// Writes held in memory now.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Applies a live write now, or buffers it during an outage. Never fails:
+    /// every outcome is counted (and logged when it matters).
+    pub async fn submit(&self, write: Write) {
+        if self.is_down() || !self.buffer.is_empty() {
+            self.enqueue(write);
+            return;
+        }
+        match ingest::apply(&self.db, &write).await {
+            Ok(outcome) => self.account(&outcome),
+            Err(error) if ingest::is_permanent(&error) => self.reject(&write, &error),
+            Err(error) => {
+                self.begin_outage(&error);
+                self.enqueue(write);
+            }
+        }
+    }
+
+    /// Applies a write now, without buffering (backfill pages: what fails is
+    /// read again from history later). A failure that may pass begins an
+    /// outage, so the recovery backfills again.
+    pub async fn write_now(&self, write: &Write) -> Result<Applied, OutboxError> {
+        match ingest::apply(&self.db, write).await {
+            Ok(outcome) => {
+                self.account(&outcome);
+                Ok(outcome.applied)
+            }
+            Err(error) => {
+                if !ingest::is_permanent(&error) {
+                    self.begin_outage(&error);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Records that the database failed; the first failure of an outage is logged.
+    pub fn begin_outage(&self, error: &OutboxError) {
+        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+        if outage.is_none() {
+            let now = Instant::now();
+            *outage = Some(Outage {
+                since: now,
+                last_summary: now,
+                overflowed: 0,
+                buffered: 0,
+            });
+            self.down.store(true, Ordering::Release);
+            metrics::gauge!("aplus_bot_database_up").set(0.0);
+            tracing::warn!(
+                error = %error_chain(error),
+                buffer_capacity = self.buffer.capacity(),
+                "database unreachable: holding writes in memory and retrying; \
+                 what does not fit is recovered from Discord history afterwards"
+            );
+        }
+        drop(outage);
+        self.wake.notify_one();
+    }
+
+    fn enqueue(&self, write: Write) {
+        match self.buffer.push(write) {
+            Ok(depth) => {
+                self.stats.buffer_depth(depth);
+                if let Some(outage) = self
+                    .outage
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+                {
+                    outage.buffered += 1;
+                }
+            }
+            Err(write) => {
+                self.stats.buffer_overflowed();
+                self.note_loss(&write);
+                let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+                let first = match outage.as_mut() {
+                    Some(o) => {
+                        o.overflowed += 1;
+                        o.overflowed == 1
+                    }
+                    None => true,
+                };
+                if first {
+                    tracing::warn!(
+                        capacity = self.buffer.capacity(),
+                        message_id = write.message_id(),
+                        "outage buffer full: dropping new writes from memory; \
+                         backfill recovers the messages after the outage"
+                    );
+                }
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Remembers, per channel, the smallest id of a message dropped from
+    /// memory. Writes finish out of order (one may wait on the pool while a
+    /// later one is buffered), so a dropped message can lie below the
+    /// channel's largest stored id; the next backfill must start below it.
+    fn note_loss(&self, write: &Write) {
+        let messages: Vec<(i64, i64)> = match write {
+            Write::Create { message, .. } => vec![(message.channel_id, message.id)],
+            Write::Many { messages, .. } => messages.iter().map(|m| (m.channel_id, m.id)).collect(),
+            // An edit or a delete is not in history as an event: a dropped
+            // one is lost (the row keeps its earlier state).
+            Write::Edit(update) => {
+                tracing::debug!(
+                    message_id = update.edit.id,
+                    "edit dropped from the full buffer"
+                );
+                Vec::new()
+            }
+            Write::Delete { id, .. } => {
+                tracing::debug!(message_id = id, "delete dropped from the full buffer");
+                Vec::new()
+            }
+        };
+        let mut losses = self.losses.lock().unwrap_or_else(PoisonError::into_inner);
+        for (channel_id, id) in messages {
+            let floor = losses.entry(channel_id).or_insert(id);
+            *floor = (*floor).min(id);
+        }
+    }
+
+    /// Takes the smallest dropped message id of a channel, for a backfill to
+    /// start below it. Give it back with [`Writer::restore_loss`] if the
+    /// backfill fails.
+    pub fn take_loss(&self, channel_id: i64) -> Option<i64> {
+        self.losses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&channel_id)
+    }
+
+    /// Puts back a loss taken by a backfill that did not finish.
+    pub fn restore_loss(&self, channel_id: i64, id: i64) {
+        let mut losses = self.losses.lock().unwrap_or_else(PoisonError::into_inner);
+        let floor = losses.entry(channel_id).or_insert(id);
+        *floor = (*floor).min(id);
+    }
+
+    fn reject(&self, write: &Write, error: &OutboxError) {
+        let count = match write {
+            Write::Many { messages, .. } => messages.len(),
+            _ => 1,
+        };
+        for _ in 0..count {
+            self.stats.rejected(Rejection::DatabaseRejected);
+        }
+        tracing::error!(
+            message_id = write.message_id(),
+            error = %error_chain(error),
+            "the database refused this write; it is skipped, not retried"
+        );
+    }
+
+    /// Counts what a committed write did.
+    fn account(&self, outcome: &Outcome) {
+        let Outcome {
+            applied,
+            notify_error,
+        } = outcome;
+        let count_recorded = |recorded: &Recorded, source: Source| match recorded {
+            Recorded::Stored {
+                sanitized,
+                tombstoned,
+                ..
+            } => {
+                self.stats.stored(source, *sanitized);
+                if *tombstoned {
+                    tracing::debug!("stored a message whose delete came first: kept deleted");
+                }
+            }
+            Recorded::Duplicate => self.stats.duplicate(source),
+        };
+        match applied {
+            Applied::Created { recorded, source } => count_recorded(recorded, *source),
+            Applied::Many { recorded, source } => {
+                for (_, r) in recorded {
+                    count_recorded(r, *source);
+                }
+            }
+            Applied::Edited(EditResult::Edit(edited)) => self.stats.edit(match edited {
+                Edited::Updated { .. } => EditOutcome::Updated,
+                Edited::Unchanged => EditOutcome::Unchanged,
+                Edited::Unknown => EditOutcome::Unknown,
+            }),
+            Applied::Edited(EditResult::StoredAsCreate(_)) => {
+                self.stats.edit(EditOutcome::StoredAsCreate)
+            }
+            Applied::Deleted(deleted) => self.stats.delete(match deleted {
+                Deleted::Deleted { .. } => DeleteOutcome::Deleted,
+                Deleted::AlreadyDeleted => DeleteOutcome::AlreadyDeleted,
+                Deleted::Tombstoned => DeleteOutcome::Tombstoned,
+            }),
+        }
+        if let Some(error) = notify_error {
+            self.stats.notify_failed();
+            // Usually the first sign of an outage, when many writes fail at
+            // once: the first failure and then every hundredth are logged.
+            let failures = self.notify_failures.fetch_add(1, Ordering::Relaxed) + 1;
+            if failures == 1 || failures.is_multiple_of(100) {
+                tracing::warn!(
+                    events = applied.event_ids().len(),
+                    failures,
+                    error = %error_chain(error),
+                    "NOTIFY after commit failed; the events are stored and the worker's poll picks them up"
+                );
+            }
+        }
+    }
+
+    /// Retries buffered writes and probes the database during an outage,
+    /// until `shutdown`.
+    pub async fn drain_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+            }
+            self.drain(&shutdown).await;
+        }
+    }
+
+    /// Drains the buffer and ends the outage once the database answers.
+    /// Returns early (leaving the rest buffered) when `stop` fires.
+    async fn drain(&self, stop: &CancellationToken) {
+        let mut attempt: u32 = 0;
+        let mut one_at_a_time = false;
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            let next = if one_at_a_time {
+                // A merged batch failed on its data: isolate the culprit.
+                self.buffer.peek_single()
+            } else {
+                self.buffer.peek_batch()
+            };
+            let result = match &next {
+                Some((write, _)) => ingest::apply(&self.db, write).await.map(Some),
+                None if self.is_down() => self
+                    .db
+                    .execute_unprepared("SELECT 1")
+                    .await
+                    .map(|_| None)
+                    .map_err(OutboxError::from),
+                None => return,
+            };
+            match (result, next) {
+                (Ok(Some(outcome)), Some((_, count))) => {
+                    self.account(&outcome);
+                    let depth = self.buffer.pop(count);
+                    self.stats.buffer_depth(depth);
+                    attempt = 0;
+                    one_at_a_time = false;
+                }
+                (Ok(_), _) => {
+                    self.end_outage();
+                    attempt = 0;
+                }
+                (Err(error), Some((write, count))) if ingest::is_permanent(&error) => {
+                    if count > 1 {
+                        one_at_a_time = true;
+                    } else {
+                        self.reject(&write, &error);
+                        let depth = self.buffer.pop(1);
+                        self.stats.buffer_depth(depth);
+                        one_at_a_time = false;
+                    }
+                }
+                (Err(error), _) => {
+                    self.begin_outage(&error);
+                    attempt = attempt.saturating_add(1);
+                    self.summarise(&error);
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(self.retry.delay(attempt)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logs where a continuing outage stands, at most every [`SUMMARY_INTERVAL`].
+    fn summarise(&self, error: &OutboxError) {
+        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(outage) = outage.as_mut()
+            && outage.last_summary.elapsed() >= SUMMARY_INTERVAL
+        {
+            outage.last_summary = Instant::now();
+            tracing::warn!(
+                down_for_s = outage.since.elapsed().as_secs(),
+                buffered = self.buffer.len(),
+                overflowed = outage.overflowed,
+                error = %error_chain(error),
+                "database still unreachable; retrying"
+            );
+        }
+    }
+
+    fn end_outage(&self) {
+        let outage = self
+            .outage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.down.store(false, Ordering::Release);
+        metrics::gauge!("aplus_bot_database_up").set(1.0);
+        if let Some(outage) = outage {
+            tracing::info!(
+                down_for_ms = outage.since.elapsed().as_millis() as u64,
+                buffered = outage.buffered,
+                overflowed = outage.overflowed,
+                "database reachable again: buffer drained; backfilling every channel"
+            );
+            self.recovered.notify_one();
+        }
+    }
+
+    /// On shutdown: tries to store what is buffered until `deadline`, then
+    /// reports what is left (messages come back through backfill at the
+    /// next start; buffered edits and deletes do not).
+    pub async fn flush(&self, deadline: Duration) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let stop = CancellationToken::new();
+        let timer = stop.clone();
+        let guard = tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            timer.cancel();
+        });
+        self.drain(&stop).await;
+        guard.abort();
+        let left = self.buffer.len();
+        if left > 0 {
+            tracing::warn!(
+                left,
+                "stopping with writes still buffered; their messages are backfilled at the next start"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::testing::create;
+    use service::DatabaseArgs;
+    use service::db::{PoolSettings, connect};
+
+    #[tokio::test]
+    async fn a_message_dropped_from_the_full_buffer_is_remembered_for_the_next_backfill() {
+        // Nothing listens on port 1: every write fails at once, like an outage.
+        let mut settings = PoolSettings::new("aplus-bot-test", 1);
+        settings.acquire_timeout = Duration::from_millis(200);
+        let db = connect(
+            &DatabaseArgs::from_url("postgres://nobody@127.0.0.1:1/none"),
+            &settings,
+        )
+        .expect("the url parses");
+        let stats = Arc::new(Stats::default());
+        let writer = Writer::new(db, 1, Duration::from_millis(100), Arc::clone(&stats));
+
+        writer.submit(create(20, 1000)).await;
+        assert!(writer.is_down());
+        assert_eq!(writer.buffered(), 1);
+        // Out of order, as writes finish: the smaller id must win.
+        writer.submit(create(20, 1100)).await;
+        writer.submit(create(20, 900)).await;
+        writer.submit(create(30, 5)).await;
+        assert_eq!(writer.buffered(), 1, "the buffer keeps its bound");
+        assert_eq!(stats.snapshot().buffer_overflow, 3);
+        assert_eq!(writer.take_loss(20), Some(900));
+        assert_eq!(writer.take_loss(20), None, "taken once");
+        writer.restore_loss(20, 950);
+        assert_eq!(writer.take_loss(20), Some(950));
+        assert_eq!(writer.take_loss(30), Some(5));
+    }
+}

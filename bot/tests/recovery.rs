@@ -1,0 +1,267 @@
+//! Recovery from what the gateway and the database lose: REST backfill
+//! after a new session, and the outage buffer while PostgreSQL is down.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{WAIT, one, start_ready, stored_ids, wait_count, world};
+use discord_sim::{GatewayFault, NewMessage, Target};
+use sea_orm::ConnectionTrait as _;
+use service::DatabaseArgs;
+use service::db::{PoolSettings, connect};
+use testkit::TestDb;
+use testkit::cluster::{StopMode, TempCluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_posted_during_an_invalid_session_are_recovered_from_history_over_several_pages() {
+    let t = TestDb::new().await;
+    let w = world(1).await;
+    let channel = w.channels[0];
+    let bot = start_ready(common::config(t.args(), &w.sim, &w.channels)).await;
+    let before = w
+        .sim
+        .post(NewMessage::text(channel, "before the gap"))
+        .expect("posted");
+    wait_count(&t.db, "SELECT count(*) FROM messages", 1).await;
+
+    // The session is discarded at once: nothing posted now is dispatched to
+    // anyone, and serenity identifies again only after its restart delay.
+    w.sim.inject(
+        Target::All,
+        GatewayFault::InvalidSession { resumable: false },
+    );
+    let gap: Vec<u64> = (0..250)
+        .map(|i| {
+            w.sim
+                .post(NewMessage::text(channel, format!("in the gap {i}")))
+                .expect("posted")
+        })
+        .collect();
+    assert!(
+        gap.iter().all(|id| w.sim.dispatch_count(*id) == 0),
+        "the gap is only in history"
+    );
+    w.sim
+        .wait_for_identifies(2, WAIT)
+        .await
+        .expect("a new session");
+
+    wait_count(&t.db, "SELECT count(*) FROM messages", 251).await;
+    let after = w
+        .sim
+        .post(NewMessage::text(channel, "after the gap"))
+        .expect("posted");
+    wait_count(&t.db, "SELECT count(*) FROM messages", 252).await;
+    let comparison = w
+        .sim
+        .ground_truth()
+        .compare_channels(stored_ids(&t.db).await, &w.channels);
+    assert!(comparison.is_exact(), "{comparison:?}");
+    assert!(gap[0] > before && after > gap[249]);
+
+    let stats = bot.stats();
+    assert_eq!(stats.stored_backfill, 250, "{stats:#?}");
+    assert!(stats.readies >= 2, "{stats:#?}");
+    let pages: Vec<_> = w
+        .sim
+        .rest_calls()
+        .into_iter()
+        .filter(|c| c.path.ends_with("/messages") && c.query_param("after").is_some())
+        .filter(|c| c.query_param("after").and_then(|a| a.parse::<u64>().ok()) >= Some(before))
+        .collect();
+    assert!(
+        pages.len() >= 3,
+        "250 messages take three pages of 100: {pages:#?}"
+    );
+    let backfilled_events: i64 = one(
+        &t.db,
+        "SELECT count(*) FROM events WHERE kind = 'message.created' AND payload->>'source' = 'backfill'",
+    )
+    .await;
+    assert_eq!(backfilled_events, 250);
+
+    bot.stop().await;
+    w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thirty_second_database_outage_under_a_steady_stream_loses_nothing_and_keeps_the_buffer_within_its_bound()
+ {
+    let server = tokio::task::spawn_blocking(TempCluster::start)
+        .await
+        .expect("join")
+        .expect("a throwaway PostgreSQL server starts");
+    let admin = connect(
+        &DatabaseArgs::from_url(server.cluster.url("postgres")),
+        &PoolSettings::new("aplus-test", 2),
+    )
+    .expect("url parses");
+    admin
+        .execute_unprepared("CREATE DATABASE aplus_outage")
+        .await
+        .expect("create database");
+    let args = DatabaseArgs::from_url(server.cluster.url("aplus_outage"));
+    let db = connect(&args, &PoolSettings::new("aplus-test", 4)).expect("url parses");
+    migration::migrate(&db).await.expect("migrations apply");
+
+    let w = world(2).await;
+    const BUFFER: usize = 50;
+    let mut config = common::config(args, &w.sim, &w.channels);
+    config.buffer = BUFFER;
+    let bot = start_ready(config).await;
+
+    // A steady stream, 20 messages a second, across two channels.
+    let streaming = Arc::new(AtomicBool::new(true));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let stream = {
+        let sim = w.sim.clone();
+        let channels = w.channels.clone();
+        let streaming = Arc::clone(&streaming);
+        let sent = Arc::clone(&sent);
+        tokio::spawn(async move {
+            let mut posted = 0usize;
+            while streaming.load(Ordering::Relaxed) {
+                sim.post(NewMessage::text(
+                    channels[posted % 2],
+                    format!("stream {posted}"),
+                ))
+                .expect("posted");
+                posted += 1;
+                sent.store(posted, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            posted
+        })
+    };
+    bot.wait_stats("the stream to flow", |s| s.stored() >= 20)
+        .await;
+
+    let stop = server.cluster.clone();
+    tokio::task::spawn_blocking(move || stop.stop(StopMode::Fast))
+        .await
+        .expect("join")
+        .expect("the server stops");
+    let outage_began = Instant::now();
+    // The outage is the scenario itself: thirty seconds of a stopped server.
+    let mut saw_not_ready = false;
+    while outage_began.elapsed() < Duration::from_secs(30) {
+        saw_not_ready |= !bot.handle.health().is_ready();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let during = bot.stats();
+    assert!(bot.handle.database_down(), "the bot noticed the outage");
+    assert!(saw_not_ready, "/readyz reported the outage");
+    let start_again = server.cluster.clone();
+    tokio::task::spawn_blocking(move || start_again.start())
+        .await
+        .expect("join")
+        .expect("the server starts again");
+
+    // The bot recovers; twenty more messages stream in live, then stop and count.
+    testkit::eventually(WAIT, "the outage to end", || async {
+        (!bot.handle.database_down()).then_some(())
+    })
+    .await;
+    let at_recovery = sent.load(Ordering::Relaxed);
+    testkit::eventually(WAIT, "twenty more messages", || async {
+        (sent.load(Ordering::Relaxed) >= at_recovery + 20).then_some(())
+    })
+    .await;
+    streaming.store(false, Ordering::Relaxed);
+    let posted = stream.await.expect("stream task");
+    wait_count(&db, "SELECT count(*) FROM messages", posted as i64).await;
+    wait_count(
+        &db,
+        "SELECT count(*) FROM events WHERE kind = 'message.created'",
+        posted as i64,
+    )
+    .await;
+    let comparison = w
+        .sim
+        .ground_truth()
+        .compare_channels(stored_ids(&db).await, &w.channels);
+    assert!(comparison.is_exact(), "{comparison:?}");
+
+    let stats = bot
+        .wait_stats("the outage to end", |s| s.buffer_high_water > 0)
+        .await;
+    assert!(!bot.handle.database_down());
+    assert!(
+        stats.buffer_high_water <= BUFFER as u64,
+        "the buffer kept its bound: {stats:#?}"
+    );
+    assert!(
+        during.buffer_overflow > 0,
+        "thirty seconds of stream overflow a buffer of {BUFFER}: {during:#?}"
+    );
+    // A write dropped from the full buffer is never retried from memory:
+    // only the backfill can have stored its message.
+    assert!(
+        stats.stored_backfill >= stats.buffer_overflow,
+        "backfill recovered what overflowed: {stats:#?}"
+    );
+    testkit::eventually(WAIT, "readiness to come back", || async {
+        bot.handle.health().is_ready().then_some(())
+    })
+    .await;
+
+    bot.stop().await;
+    w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_posted_while_the_bot_was_down_is_backfilled_at_start_threads_and_recent_holes_included()
+ {
+    let t = TestDb::new().await;
+    let w = world(1).await;
+    let channel = w.channels[0];
+    let thread = w.sim.create_thread(channel, "NVDA").expect("a thread");
+    let first = start_ready(common::config(t.args(), &w.sim, &w.channels)).await;
+    w.sim
+        .post(NewMessage::text(channel, "in the channel"))
+        .expect("posted");
+    w.sim
+        .post(NewMessage::text(thread, "in the thread"))
+        .expect("posted");
+    wait_count(&t.db, "SELECT count(*) FROM messages", 2).await;
+    first.stop().await;
+
+    // While the bot is down: new messages in the channel and the thread, and
+    // one a minute older than the last stored message, as a write that was
+    // in flight when a process died leaves behind.
+    for i in 0..3 {
+        w.sim
+            .post_history(NewMessage::text(channel, format!("missed {i}")))
+            .expect("posted");
+        w.sim
+            .post_history(NewMessage::text(thread, format!("missed in thread {i}")))
+            .expect("posted");
+    }
+    let hole = w
+        .sim
+        .post_history(
+            NewMessage::text(channel, "lost in flight")
+                .at(chrono::Utc::now() - chrono::Duration::minutes(1)),
+        )
+        .expect("posted");
+    let max_before: i64 = one(&t.db, "SELECT max(id) FROM messages").await;
+    assert!(
+        (hole as i64) < max_before,
+        "the hole lies below the high-water mark"
+    );
+
+    let second = common::start(common::config(t.args(), &w.sim, &w.channels));
+    wait_count(&t.db, "SELECT count(*) FROM messages", 9).await;
+    let comparison = w
+        .sim
+        .ground_truth()
+        .compare_channels(stored_ids(&t.db).await, &w.channels);
+    assert!(comparison.is_exact(), "{comparison:?}");
+    assert_eq!(second.handle.channels().threads(), vec![thread]);
+
+    second.stop().await;
+    w.sim.shutdown().await;
+}
