@@ -45,6 +45,8 @@ pub async fn run(
     config: ServiceConfig,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    // Metrics recorded before the recorder exists are lost.
+    service::http::metrics_handle();
     config.pass.validate()?;
     let health = Health::new();
     health.set("database", false, "not reached yet");

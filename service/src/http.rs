@@ -17,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 use crate::health::Health;
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
+///
+/// Call it before anything records a metric: values recorded while no
+/// recorder is installed are dropped, and a gauge set once at start would
+/// then be missing from `/metrics` until it next changes.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
