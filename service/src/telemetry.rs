@@ -1,5 +1,7 @@
 //! Tracing set-up: human-readable or JSON lines, filtered by `RUST_LOG`.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::LogFormat;
@@ -12,7 +14,14 @@ pub fn init(format: LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Pretty => registry
-            .with(fmt::layer().with_target(true).with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_target(true)
+                    // Colours only on a terminal: a process manager's log
+                    // file should not fill with escape codes.
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

@@ -54,7 +54,11 @@ pub struct Cluster {
 pub fn data_root() -> PathBuf {
     std::env::var_os("APLUS_DATA_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.data"))
+        .unwrap_or_else(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            // The workspace root is the parent of this crate's directory.
+            root.parent().unwrap_or(root).join(".data")
+        })
 }
 
 /// Directory of `initdb`, `pg_ctl` and `postgres`: from `PATH`, else the

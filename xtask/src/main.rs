@@ -6,6 +6,7 @@
 //! - `down`: stop what `up` started.
 //! - `test`: the same database bootstrap, then every test of the workspace.
 //! - `bench`: the benchmarks, each printing its figures and its baseline.
+//! - `chaos`: the services under faults, checked against ground truth.
 
 mod env;
 mod postgres;
@@ -40,6 +41,12 @@ enum Task {
         #[arg(long, default_value = "100000,1000000,10000000")]
         sizes: String,
     },
+    /// Run the chaos suite (about a minute per scenario; `-- --help` for its flags).
+    Chaos {
+        /// Arguments for the chaos runner, e.g. `--scenario f03 --duration 30s`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Task::Down => supervise::down(),
         Task::Test { args } => test(args),
         Task::Bench { sizes } => bench(&sizes),
+        Task::Chaos { args } => chaos(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -96,4 +104,25 @@ fn bench(sizes: &str) -> Result<()> {
     ]);
     env::test_environment(&mut views, &database_url);
     run::status(views, "the view and reconciler benchmark")
+}
+
+/// The chaos suite. Building the `chaos` package with its `failpoints`
+/// feature builds the runner and, beside it, the bot, worker and reconciler
+/// from their own sources with their fault-injection points armed (the
+/// Discord simulator runs inside the runner); then the runner starts them
+/// under its own supervisor, each scenario on a private PostgreSQL.
+fn chaos(extra: Vec<String>) -> Result<()> {
+    let features = ["--features", "chaos/failpoints"];
+    let mut build = run::cargo();
+    build.args(["build", "-p", "chaos"]).args(features);
+    run::status(build, "the chaos build")?;
+    let mut suite = run::cargo();
+    suite
+        .args(["run", "--quiet", "-p", "chaos", "--bin", "chaos"])
+        .args(features)
+        .arg("--")
+        .args(&extra)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    run::status(suite, "the chaos suite")
 }

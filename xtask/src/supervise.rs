@@ -45,7 +45,7 @@ pub fn up(args: UpArgs) -> Result<()> {
             .join("target")
             .join(if args.debug { "debug" } else { "release" });
 
-    let (database_url, _private) = postgres::ensure_for_pipeline()?;
+    let (database_url, private) = postgres::ensure_for_pipeline()?;
     let mut migrate = Command::new(bin_dir.join("migration"));
     migrate.arg("up").env("DATABASE_URL", &database_url);
     run::status(migrate, "the migrations")?;
@@ -80,7 +80,13 @@ pub fn up(args: UpArgs) -> Result<()> {
         if args.detach { "false" } else { "true" },
     );
 
-    print_endpoints(token_set, &state);
+    // A private cluster's URL holds no password; a given one may.
+    let shown_url = if private {
+        database_url.clone()
+    } else {
+        "$DATABASE_URL".to_owned()
+    };
+    print_endpoints(token_set, &state, &bin_dir, &shown_url);
     if args.detach {
         run::status(command, "supervisord")?;
         println!("Running in the background. Stop with: cargo xtask down");
@@ -91,7 +97,7 @@ pub fn up(args: UpArgs) -> Result<()> {
     }
 }
 
-fn print_endpoints(token_set: bool, state: &Path) {
+fn print_endpoints(token_set: bool, state: &Path, bin_dir: &Path, database_url: &str) {
     println!();
     println!("A+ pipeline");
     println!("  dashboard        http://127.0.0.1:9103/");
@@ -102,7 +108,10 @@ fn print_endpoints(token_set: bool, state: &Path) {
         println!("  Discord          simulator at http://127.0.0.1:7878 (no DISCORD_TOKEN set)");
     }
     println!("  logs             {}", state.join("logs").display());
-    println!("  diagnose         target/release/reconciler diagnose");
+    println!(
+        "  diagnose         DATABASE_URL={database_url} {} diagnose",
+        bin_dir.join("reconciler").display()
+    );
     println!();
 }
 
