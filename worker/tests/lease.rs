@@ -8,21 +8,12 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use testkit::{TestDb, eventually, factory};
+use testkit::{TestDb, eventually};
 
 #[tokio::test]
 async fn a_worker_paused_past_its_lease_never_applies_an_effect_twice() {
     let t = TestDb::new().await;
-    let text = "A+ Scalp Trade Setups — Wed Jun 18\n\nSPY\n🔼 Aggressive Breakout Above 596.90 🔼 599.80, 602.00, 605.50\n🔻 Aggressive Breakdown Below 590.00 🔻 588.00, 585.50, 583.00";
-    for chunk in 0..2i64 {
-        let batch = (0..500i64)
-            .map(|i| {
-                let id = chunk * 500 + i + 1;
-                factory::message(id, 1, &format!("{text}\n#{id}"))
-            })
-            .collect();
-        common::record_and_notify(&t, batch).await;
-    }
+    common::seed_aplus_backlog(&t, 1_000).await;
     let paused = Command::new(env!("CARGO_BIN_EXE_worker"))
         .env("DATABASE_URL", &t.url)
         .env("WORKER_HTTP_LISTEN", "127.0.0.1:0")

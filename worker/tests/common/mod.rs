@@ -6,7 +6,7 @@ use std::time::Duration;
 use outbox::payload::Source;
 use outbox::record::{self, NewMessage};
 use sea_orm::TransactionTrait;
-use testkit::TestDb;
+use testkit::{TestDb, factory};
 use tokio_util::sync::CancellationToken;
 use worker::WorkerConfig;
 
@@ -61,4 +61,19 @@ pub async fn drained(t: &TestDb, timeout: Duration) {
         (pending == 0).then_some(())
     })
     .await;
+}
+
+/// Records `n` distinct A+ messages of one trading day, two setups each, in
+/// transactions of 500: a backlog whose batches take a while to apply.
+pub async fn seed_aplus_backlog(t: &TestDb, n: i64) {
+    let text = "A+ Scalp Trade Setups — Wed Jun 18\n\nSPY\n🔼 Aggressive Breakout Above 596.90 🔼 599.80, 602.00, 605.50\n🔻 Aggressive Breakdown Below 590.00 🔻 588.00, 585.50, 583.00";
+    let mut id = 1;
+    while id <= n {
+        let end = (id + 500).min(n + 1);
+        let batch = (id..end)
+            .map(|i| factory::message(i, 1, &format!("{text}\n#{i}")))
+            .collect();
+        record_and_notify(t, batch).await;
+        id = end;
+    }
 }
