@@ -2,13 +2,18 @@
 //! stands for each trading day.
 //!
 //! Trading-day policy: a byte-identical re-post of an A+ message is a
-//! `duplicate` and adds no setups; among the remaining A+ messages of a day,
-//! ordered by post time, a later message replaces the standing one only if
-//! it is longer ("newer and longer wins"). The standing message is `current`
-//! and its setups have `is_current`; the others are `superseded` and keep
-//! their setups as history. A deleted message is `retracted` and the day is
-//! decided again without it. Work on one day is serialised with an advisory
-//! lock, so two workers never decide the same day at once.
+//! `duplicate` of the first post of that text and adds nothing; among the
+//! other A+ messages of a day, ordered by post time, a later message replaces
+//! the standing one only if it is longer ("newer and longer wins"). The
+//! standing message is `current` and only its setups have `is_current`; the
+//! others keep their setups as history. A deleted message is `retracted` and
+//! the day is decided again without it.
+//!
+//! The whole day is decided again from its stored parses each time one of
+//! them changes, so the outcome does not depend on the order in which events
+//! are processed (a re-post handled before its original still ends up the
+//! duplicate). Work on one day is serialised with an advisory lock, so two
+//! workers never decide the same day at once.
 
 use chrono::{Datelike as _, NaiveDate};
 use entity::{message_parses, messages, setups, ticker_bias};
@@ -80,31 +85,18 @@ pub async fn save(
 
     let sha = sha256_hex(text);
     let day = parsed.trading_day.filter(|_| parsed.is_aplus());
-    let mut duplicate_of = None;
     if let Some(day) = day {
         lock_day(txn, day).await?;
-        duplicate_of = earlier_identical(txn, message, &sha).await?;
-        if duplicate_of.is_none() {
-            insert_setups(txn, message.id, day, parsed).await?;
-        }
+        insert_setups(txn, message.id, day, parsed).await?;
     }
-    let status = match (day, duplicate_of) {
-        (None, _) => "not_aplus",
-        (Some(_), Some(_)) => "duplicate",
-        // Provisional: deciding the day sets current or superseded.
-        (Some(_), None) => "superseded",
+    // Provisional for an A+ message: deciding the day sets current,
+    // superseded or duplicate.
+    let status = if day.is_some() {
+        "superseded"
+    } else {
+        "not_aplus"
     };
-    upsert_parse(
-        txn,
-        message,
-        event_id,
-        parsed,
-        &sha,
-        text,
-        status,
-        duplicate_of,
-    )
-    .await?;
+    upsert_parse(txn, message, event_id, parsed, &sha, text, status, None).await?;
 
     if let Some(day) = day {
         decide_day(txn, day).await?;
@@ -117,25 +109,6 @@ pub async fn save(
         decide_day(txn, previous).await?;
     }
     current_status(txn, message.id).await
-}
-
-/// The first-posted other A+ message with the same text, if any.
-async fn earlier_identical(
-    txn: &DatabaseTransaction,
-    message: &messages::Model,
-    sha: &str,
-) -> Result<Option<i64>, DbErr> {
-    let row = txn
-        .query_one_raw(stmt(
-            r#"SELECT p.message_id FROM message_parses p
-               JOIN messages m ON m.id = p.message_id
-               WHERE p.content_sha256 = $1 AND p.is_aplus AND p.status <> 'retracted'
-                 AND p.message_id <> $2 AND (m.sent_at, m.id) < ($3, $2)
-               ORDER BY m.sent_at, m.id LIMIT 1"#,
-            [sha.into(), message.id.into(), message.sent_at.into()],
-        ))
-        .await?;
-    row.map(|r| r.try_get_by_index::<i64>(0)).transpose()
 }
 
 async fn insert_setups(
@@ -267,10 +240,11 @@ async fn upsert_parse(
 async fn decide_day(txn: &DatabaseTransaction, day: NaiveDate) -> Result<(), DbErr> {
     let rows = txn
         .query_all_raw(stmt(
-            r#"SELECT p.message_id, p.content_length, p.status, p.superseded_by
+            r#"SELECT p.message_id, p.content_length, p.status, p.superseded_by, p.content_sha256
                FROM message_parses p
                JOIN messages m ON m.id = p.message_id
-               WHERE p.trading_day = $1 AND p.is_aplus AND p.status IN ('current', 'superseded')
+               WHERE p.trading_day = $1 AND p.is_aplus
+                 AND p.status IN ('current', 'superseded', 'duplicate')
                ORDER BY m.sent_at, m.id"#,
             [day.into()],
         ))
@@ -280,6 +254,7 @@ async fn decide_day(txn: &DatabaseTransaction, day: NaiveDate) -> Result<(), DbE
         length: i32,
         status: String,
         superseded_by: Option<i64>,
+        sha: String,
     }
     let rows = rows
         .iter()
@@ -289,43 +264,47 @@ async fn decide_day(txn: &DatabaseTransaction, day: NaiveDate) -> Result<(), DbE
                 length: r.try_get_by_index(1)?,
                 status: r.try_get_by_index(2)?,
                 superseded_by: r.try_get_by_index(3)?,
+                sha: r.try_get_by_index(4)?,
             })
         })
         .collect::<Result<Vec<_>, DbErr>>()?;
 
-    // Fold in post order. `replaced_by[i]` is the message that took over from
-    // row i, or that stood when row i was posted and was not displaced by it.
+    // Fold in post order. A text seen before is a duplicate of its first
+    // post. Among the others, `decided[i]` says who took over from row i, or
+    // who stood when row i was posted and was not displaced by it.
+    let mut first_post: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    let mut decided: Vec<(&str, Option<i64>)> = vec![("superseded", None); rows.len()];
     let mut standing: Option<usize> = None;
-    let mut replaced_by: Vec<Option<i64>> = vec![None; rows.len()];
     for (i, row) in rows.iter().enumerate() {
+        if let Some(&original) = first_post.get(row.sha.as_str()) {
+            decided[i] = ("duplicate", Some(original));
+            continue;
+        }
+        first_post.insert(&row.sha, row.id);
         match standing {
-            Some(s) if row.length <= rows[s].length => replaced_by[i] = Some(rows[s].id),
+            Some(s) if row.length <= rows[s].length => decided[i].1 = Some(rows[s].id),
             Some(s) => {
-                replaced_by[s] = Some(row.id);
+                decided[s].1 = Some(row.id);
                 standing = Some(i);
             }
             None => standing = Some(i),
         }
     }
-    let Some(current) = standing.map(|s| rows[s].id) else {
+    let Some(current_index) = standing else {
         return Ok(());
     };
+    decided[current_index] = ("current", None);
+    let current = rows[current_index].id;
 
     let mut changed_ids = Vec::new();
     let mut changed_status = Vec::new();
     let mut changed_by = Vec::new();
     let mut setups_to_check = vec![current];
-    for (row, by) in rows.iter().zip(&replaced_by) {
-        let status = if row.id == current {
-            "current"
-        } else {
-            "superseded"
-        };
-        let by = if row.id == current { None } else { *by };
-        if row.status != status || row.superseded_by != by {
+    for (row, (status, by)) in rows.iter().zip(&decided) {
+        if row.status != *status || row.superseded_by != *by {
             changed_ids.push(row.id);
-            changed_status.push(status.to_owned());
-            changed_by.push(by);
+            changed_status.push((*status).to_owned());
+            changed_by.push(*by);
             if row.status == "current" {
                 setups_to_check.push(row.id);
             }

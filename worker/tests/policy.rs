@@ -109,13 +109,30 @@ async fn a_later_longer_post_supersedes_and_a_byte_identical_repost_adds_nothing
     common::record_and_notify(&t, vec![post(4, 30, &shorter)]).await;
     common::drained(&t, Duration::from_secs(30)).await;
     assert_eq!(status(&t, 3).await, "duplicate");
-    assert_eq!(
-        t.scalar("SELECT count(*) FROM setups WHERE message_id = 3")
-            .await,
-        0
-    );
+    assert_eq!(current_setups(&t, 3).await, 0);
     assert_eq!(status(&t, 4).await, "superseded");
     assert_eq!(status(&t, 2).await, "current");
+    assert_eq!(
+        t.scalar("SELECT count(*) FROM setups WHERE is_current")
+            .await,
+        3
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_repost_handled_before_its_original_still_ends_up_the_duplicate() {
+    let t = TestDb::new().await;
+    // The re-post (later, id 2) is recorded and processed first.
+    common::record_and_notify(&t, vec![post(2, 60, LONG)]).await;
+    let worker = common::start(common::config(&t));
+    common::drained(&t, Duration::from_secs(30)).await;
+    assert_eq!(status(&t, 2).await, "current");
+    common::record_and_notify(&t, vec![post(1, 0, LONG)]).await;
+    common::drained(&t, Duration::from_secs(30)).await;
+    assert_eq!(status(&t, 1).await, "current");
+    assert_eq!(status(&t, 2).await, "duplicate");
+    assert_eq!(current_setups(&t, 2).await, 0);
     assert_eq!(
         t.scalar("SELECT count(*) FROM setups WHERE is_current")
             .await,
