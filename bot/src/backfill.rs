@@ -15,6 +15,11 @@
 //! flight when a previous process died. Reading a little more than needed
 //! costs duplicates, which are skipped by id.
 //!
+//! A run that caught up then reads back, one by one, the messages whose edit
+//! or delete the writer dropped from its full outage buffer: the message as
+//! it is now is applied as an edit (an unchanged one writes nothing), and
+//! Discord's "unknown message" as a delete.
+//!
 //! Every channel has one worker task, so a channel is never backfilled twice
 //! at once; requests made while it runs coalesce into one more run, which
 //! picks up whatever arrived meanwhile.
@@ -57,6 +62,8 @@ pub struct BackfillReport {
     pub started_after: u64,
     /// The largest id seen (the new high-water mark).
     pub caught_up_to: u64,
+    /// Messages read back because their edit or delete was dropped.
+    pub refetched: u64,
 }
 
 /// Why a backfill run stopped early.
@@ -237,7 +244,13 @@ impl Backfiller {
         if let Some(lost) = loss {
             start = start.min(u64::try_from(lost).unwrap_or(0).saturating_sub(1));
         }
-        let result = self.pages_after(channel_id, start, guild_id).await;
+        let mut result = self.pages_after(channel_id, start, guild_id).await;
+        if let Ok(report) = &mut result {
+            match self.refetch(channel_id, guild_id).await {
+                Ok(refetched) => report.refetched = refetched,
+                Err(error) => result = Err(error),
+            }
+        }
         match (&result, loss) {
             (Ok(_), _) => {
                 self.caught_up
@@ -306,6 +319,76 @@ impl Backfiller {
             }
         }
         Ok(report)
+    }
+
+    /// Reads back the messages whose edit or delete was dropped, and applies
+    /// what Discord has now. What is not done when a call fails is put back
+    /// for the next run.
+    async fn refetch(&self, channel_id: u64, guild_id: Option<u64>) -> Result<u64, BackfillError> {
+        let channel_key = i64::try_from(channel_id).unwrap_or(i64::MAX);
+        let ids = self.writer.take_refetch(channel_key);
+        let mut done = 0;
+        for (index, &id) in ids.iter().enumerate() {
+            let result = self
+                .refetch_one(channel_id, channel_key, id, guild_id)
+                .await;
+            if let Err(error) = result {
+                self.writer.restore_refetch(channel_key, &ids[index..]);
+                return Err(error);
+            }
+            done += 1;
+        }
+        if done > 0 {
+            tracing::info!(
+                channel_id,
+                messages = done,
+                "read back messages whose edit or delete was dropped during an outage"
+            );
+        }
+        Ok(done)
+    }
+
+    async fn refetch_one(
+        &self,
+        channel_id: u64,
+        channel_key: i64,
+        id: i64,
+        guild_id: Option<u64>,
+    ) -> Result<(), BackfillError> {
+        let message_id = u64::try_from(id).unwrap_or_default();
+        let write = match self.rest.message(channel_id, message_id).await? {
+            None => {
+                self.stats.refetched("delete");
+                Write::Delete {
+                    id,
+                    channel_id: channel_key,
+                }
+            }
+            Some(raw) => {
+                let message = match serde_json::from_value::<Message>(raw.clone()) {
+                    Ok(message) => message,
+                    Err(error) => {
+                        self.stats.rejected(Rejection::Undecodable);
+                        tracing::warn!(message_id, %error, "message read back does not decode; its dropped edit is lost");
+                        return Ok(());
+                    }
+                };
+                let update = convert::check_author(&message, self.keep_bot_messages)
+                    .and_then(|()| convert::refetched(&message, raw, guild_id));
+                match update {
+                    Ok(update) => {
+                        self.stats.refetched("edit");
+                        Write::Edit(update)
+                    }
+                    Err(reason) => {
+                        self.stats.rejected(reason);
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        self.writer.write_now(&write).await?;
+        Ok(())
     }
 
     /// Converts a page into rows, ascending, counting what is rejected.

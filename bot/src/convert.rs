@@ -124,6 +124,8 @@ pub fn new_message(
 /// What a MESSAGE_UPDATE means for the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Update {
+    /// The channel of the message.
+    pub channel_id: i64,
     /// The edit to apply to a stored message.
     pub edit: MessageEdit,
     /// The whole message, when the update carried every field of one: stored
@@ -136,7 +138,7 @@ pub struct Update {
 /// overwrites the stored text.
 pub fn update(event: &MessageUpdateEvent) -> Result<Update, Rejection> {
     let id = snowflake(event.id.get())?;
-    snowflake(event.channel_id.get())?;
+    let channel_id = snowflake(event.channel_id.get())?;
     let forward = matches!(
         &event.message_reference,
         Some(Some(reference)) if reference.kind == MessageReferenceKind::Forward
@@ -166,7 +168,32 @@ pub fn update(event: &MessageUpdateEvent) -> Result<Update, Rejection> {
                 new_message(&message, raw, None).ok()
             })
     };
-    Ok(Update { edit, full })
+    Ok(Update {
+        channel_id,
+        edit,
+        full,
+    })
+}
+
+/// An update from a whole message read back from history (`GET
+/// /channels/{id}/messages/{id}`): its text, edit time and embeds replace
+/// the stored ones, and it is stored as its create when unknown.
+pub fn refetched(
+    message: &Message,
+    raw: Value,
+    guild_id: Option<u64>,
+) -> Result<Update, Rejection> {
+    let row = new_message(message, raw, guild_id)?;
+    Ok(Update {
+        channel_id: row.channel_id,
+        edit: MessageEdit {
+            id: row.id,
+            content: Some(row.content.clone()),
+            edited_at: row.edited_at,
+            embeds: Some(row.embeds.clone()),
+        },
+        full: Some(row),
+    })
 }
 
 /// Removes the top-level fields an update serialises as `null` (absent in

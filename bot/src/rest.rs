@@ -32,6 +32,8 @@ const MAX_ATTEMPTS: u32 = 6;
 const MAX_RATE_LIMITS: u32 = 20;
 /// Wait when a 429 says nothing about how long (it always does on Discord).
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Discord's error code for a message that does not exist.
+const UNKNOWN_MESSAGE: u64 = 10008;
 /// A single request, connection included, never takes longer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -45,6 +47,9 @@ pub enum RestError {
         path: String,
         status: u16,
         message: String,
+        /// Discord's JSON error code (10003 unknown channel, 10008 unknown
+        /// message, ...), when the body had one.
+        code: Option<u64>,
     },
     /// 5xx answers, network errors or 429s went on past the retry limit.
     #[error("{path} still failing after {attempts} attempts: {last}")]
@@ -237,6 +242,24 @@ impl Rest {
             .await
     }
 
+    /// `GET /channels/{id}/messages/{message_id}`: one message as raw JSON,
+    /// or `None` when Discord says it does not exist (deleted).
+    pub async fn message(
+        &self,
+        channel_id: u64,
+        message_id: u64,
+    ) -> Result<Option<Value>, RestError> {
+        let path = format!("/api/v10/channels/{channel_id}/messages/{message_id}");
+        match self.get(&path, "").await {
+            Ok(message) => Ok(Some(message)),
+            Err(RestError::Refused {
+                code: Some(UNKNOWN_MESSAGE),
+                ..
+            }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// `GET /channels/{id}/messages?limit=1`: proves the token may read history.
     pub async fn latest_message(&self, channel_id: u64) -> Result<Vec<Value>, RestError> {
         self.messages(channel_id, "limit=1").await
@@ -372,6 +395,7 @@ impl Rest {
                 path: path.to_owned(),
                 status: status.as_u16(),
                 message,
+                code: body.get("code").and_then(Value::as_u64),
             });
         }
     }

@@ -100,6 +100,8 @@ pub struct Stats {
     notify_failures: AtomicU64,
     buffer_overflow: AtomicU64,
     buffer_high_water: AtomicU64,
+    refetched: AtomicU64,
+    refetch_overflow: AtomicU64,
     backfill_pages: AtomicU64,
     backfill_runs: AtomicU64,
     rest_rate_limited: AtomicU64,
@@ -149,6 +151,11 @@ pub struct StatsSnapshot {
     pub buffer_overflow: u64,
     /// The deepest the outage buffer has been.
     pub buffer_high_water: u64,
+    /// Messages read back from history because their edit or delete was
+    /// dropped from the full outage buffer.
+    pub refetched: u64,
+    /// Dropped edits and deletes past the read-back limit: lost.
+    pub refetch_overflow: u64,
     /// History pages read.
     pub backfill_pages: u64,
     /// Backfill runs of a channel, finished or failed.
@@ -287,6 +294,25 @@ impl Stats {
         metrics::gauge!("aplus_bot_buffer_depth").set(depth as f64);
     }
 
+    /// Messages whose dropped edit or delete waits to be read back.
+    pub fn refetch_pending(&self, pending: usize) {
+        metrics::gauge!("aplus_bot_refetch_pending").set(pending as f64);
+    }
+
+    /// A message was read back from history after its edit or delete was
+    /// dropped (`outcome`: `edit` or `delete`).
+    pub fn refetched(&self, outcome: &'static str) {
+        bump(&self.refetched, 1);
+        metrics::counter!("aplus_bot_refetched_total", "outcome" => outcome).increment(1);
+    }
+
+    /// A dropped edit or delete could not even be remembered for reading
+    /// back (the limit was reached): it is lost.
+    pub fn refetch_overflowed(&self) {
+        bump(&self.refetch_overflow, 1);
+        metrics::counter!("aplus_bot_refetch_overflow_total").increment(1);
+    }
+
     /// A history page was read and stored.
     pub fn backfill_page(&self) {
         bump(&self.backfill_pages, 1);
@@ -358,6 +384,8 @@ impl Stats {
             notify_failures: get(&self.notify_failures),
             buffer_overflow: get(&self.buffer_overflow),
             buffer_high_water: get(&self.buffer_high_water),
+            refetched: get(&self.refetched),
+            refetch_overflow: get(&self.refetch_overflow),
             backfill_pages: get(&self.backfill_pages),
             backfill_runs: get(&self.backfill_runs),
             rest_rate_limited: get(&self.rest_rate_limited),

@@ -9,7 +9,11 @@
 //! and counted; Discord's history still has the messages, and the smallest
 //! dropped id of each channel is remembered so that the next backfill starts
 //! below it (writes finish out of order, so it may lie below the channel's
-//! largest stored id). Once the buffer is
+//! largest stored id). A dropped edit or delete is not in history as an
+//! event, so its message id is remembered instead (up to
+//! [`REFETCH_LIMIT`] ids) and the next backfill of its channel reads the
+//! message back (`GET /channels/{id}/messages/{id}`): its current text is
+//! applied as an edit, and "unknown message" as a delete. Once the buffer is
 //! empty and the database answers, the outage ends and [`Writer::recovered`]
 //! fires, so the caller backfills every channel.
 //!
@@ -17,7 +21,7 @@
 //! failure, the first overflow, a summary every [`SUMMARY_INTERVAL`], and one
 //! line at recovery.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -36,6 +40,11 @@ use crate::stats::{DeleteOutcome, EditOutcome, Rejection, Stats};
 
 /// How often a continuing outage is summarised in the log.
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Message ids of dropped edits and deletes remembered for reading back
+/// (8 bytes each, so at most about a megabyte). Past it, a dropped edit or
+/// delete is lost and counted (`aplus_bot_refetch_overflow_total`).
+pub const REFETCH_LIMIT: usize = 100_000;
 
 /// The state of an outage, for its log lines.
 #[derive(Debug)]
@@ -60,7 +69,17 @@ pub struct Writer {
     /// Per channel, the smallest id of a message dropped from memory and not
     /// yet covered by a backfill.
     losses: Mutex<HashMap<i64, i64>>,
+    /// Per channel, message ids whose dropped edit or delete must be read
+    /// back from Discord.
+    refetch: Mutex<Refetch>,
     notify_failures: AtomicU64,
+}
+
+/// Message ids to read back, by channel, with their total.
+#[derive(Debug, Default)]
+struct Refetch {
+    by_channel: HashMap<i64, BTreeSet<i64>>,
+    len: usize,
 }
 
 impl Writer {
@@ -87,6 +106,7 @@ impl Writer {
             wake: Notify::new(),
             recovered: Arc::new(Notify::new()),
             losses: Mutex::new(HashMap::new()),
+            refetch: Mutex::new(Refetch::default()),
             notify_failures: AtomicU64::new(0),
         }
     }
@@ -215,17 +235,14 @@ impl Writer {
         let messages: Vec<(i64, i64)> = match write {
             Write::Create { message, .. } => vec![(message.channel_id, message.id)],
             Write::Many { messages, .. } => messages.iter().map(|m| (m.channel_id, m.id)).collect(),
-            // An edit or a delete is not in history as an event: a dropped
-            // one is lost (the row keeps its earlier state).
+            // An edit or a delete is not in history as an event: its message
+            // is read back instead.
             Write::Edit(update) => {
-                tracing::debug!(
-                    message_id = update.edit.id,
-                    "edit dropped from the full buffer"
-                );
+                self.note_refetch(update.channel_id, update.edit.id);
                 Vec::new()
             }
-            Write::Delete { id, .. } => {
-                tracing::debug!(message_id = id, "delete dropped from the full buffer");
+            Write::Delete { id, channel_id } => {
+                self.note_refetch(*channel_id, *id);
                 Vec::new()
             }
         };
@@ -233,6 +250,46 @@ impl Writer {
         for (channel_id, id) in messages {
             let floor = losses.entry(channel_id).or_insert(id);
             *floor = (*floor).min(id);
+        }
+    }
+
+    /// Remembers a message whose edit or delete was dropped, so the next
+    /// backfill of its channel reads it back.
+    fn note_refetch(&self, channel_id: i64, id: i64) {
+        let mut refetch = self.refetch.lock().unwrap_or_else(PoisonError::into_inner);
+        if refetch.len >= REFETCH_LIMIT {
+            self.stats.refetch_overflowed();
+            tracing::debug!(
+                message_id = id,
+                limit = REFETCH_LIMIT,
+                "edit or delete dropped and too many already remembered: lost"
+            );
+            return;
+        }
+        if refetch.by_channel.entry(channel_id).or_default().insert(id) {
+            refetch.len += 1;
+            self.stats.refetch_pending(refetch.len);
+        }
+    }
+
+    /// Takes the messages of a channel to read back, oldest first. Give back
+    /// what was not done with [`Writer::restore_refetch`].
+    pub fn take_refetch(&self, channel_id: i64) -> Vec<i64> {
+        let mut refetch = self.refetch.lock().unwrap_or_else(PoisonError::into_inner);
+        let ids: Vec<i64> = refetch
+            .by_channel
+            .remove(&channel_id)
+            .map(|ids| ids.into_iter().collect())
+            .unwrap_or_default();
+        refetch.len -= ids.len();
+        self.stats.refetch_pending(refetch.len);
+        ids
+    }
+
+    /// Puts back messages taken by a backfill that did not finish.
+    pub fn restore_refetch(&self, channel_id: i64, ids: &[i64]) {
+        for &id in ids {
+            self.note_refetch(channel_id, id);
         }
     }
 
@@ -492,5 +549,53 @@ mod tests {
         writer.restore_loss(20, 950);
         assert_eq!(writer.take_loss(20), Some(950));
         assert_eq!(writer.take_loss(30), Some(5));
+    }
+
+    #[tokio::test]
+    async fn an_edit_or_delete_dropped_from_the_full_buffer_is_remembered_for_reading_back() {
+        let mut settings = PoolSettings::new("aplus-bot-test", 1);
+        settings.acquire_timeout = Duration::from_millis(200);
+        let db = connect(
+            &DatabaseArgs::from_url("postgres://nobody@127.0.0.1:1/none"),
+            &settings,
+        )
+        .expect("the url parses");
+        let stats = Arc::new(Stats::default());
+        let writer = Writer::new(db, 1, Duration::from_millis(100), Arc::clone(&stats));
+
+        writer.submit(create(20, 1000)).await;
+        assert!(writer.is_down());
+        writer
+            .submit(Write::Delete {
+                id: 700,
+                channel_id: 20,
+            })
+            .await;
+        writer
+            .submit(Write::Delete {
+                id: 600,
+                channel_id: 20,
+            })
+            .await;
+        // Twice the same message: read back once.
+        writer
+            .submit(Write::Delete {
+                id: 600,
+                channel_id: 20,
+            })
+            .await;
+        writer
+            .submit(Write::Delete {
+                id: 5,
+                channel_id: 30,
+            })
+            .await;
+        assert_eq!(stats.snapshot().buffer_overflow, 4);
+        assert_eq!(writer.take_loss(20), None, "deletes move no backfill start");
+        assert_eq!(writer.take_refetch(20), vec![600, 700], "oldest first");
+        assert!(writer.take_refetch(20).is_empty(), "taken once");
+        writer.restore_refetch(20, &[700]);
+        assert_eq!(writer.take_refetch(20), vec![700]);
+        assert_eq!(writer.take_refetch(30), vec![5]);
     }
 }

@@ -7,13 +7,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{WAIT, one, start_ready, stored_ids, wait_count, world};
+use common::{WAIT, ids, one, start_ready, stored_ids, wait_count, world};
 use discord_sim::{GatewayFault, NewMessage, Target};
-use sea_orm::ConnectionTrait as _;
+use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 use service::DatabaseArgs;
 use service::db::{PoolSettings, connect};
 use testkit::TestDb;
 use testkit::cluster::{StopMode, TempCluster};
+
+/// A throwaway PostgreSQL server the test may stop, with a migrated
+/// database on it: its URL and a connection.
+async fn server_of_our_own() -> (TempCluster, DatabaseArgs, DatabaseConnection) {
+    let server = tokio::task::spawn_blocking(TempCluster::start)
+        .await
+        .expect("join")
+        .expect("a throwaway PostgreSQL server starts");
+    let admin = connect(
+        &DatabaseArgs::from_url(server.cluster.url("postgres")),
+        &PoolSettings::new("aplus-test", 2),
+    )
+    .expect("url parses");
+    admin
+        .execute_unprepared("CREATE DATABASE aplus_outage")
+        .await
+        .expect("create database");
+    let args = DatabaseArgs::from_url(server.cluster.url("aplus_outage"));
+    let db = connect(&args, &PoolSettings::new("aplus-test", 4)).expect("url parses");
+    migration::migrate(&db).await.expect("migrations apply");
+    (server, args, db)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_posted_during_an_invalid_session_are_recovered_from_history_over_several_pages() {
@@ -90,22 +112,7 @@ async fn messages_posted_during_an_invalid_session_are_recovered_from_history_ov
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thirty_second_database_outage_under_a_steady_stream_loses_nothing_and_keeps_the_buffer_within_its_bound()
  {
-    let server = tokio::task::spawn_blocking(TempCluster::start)
-        .await
-        .expect("join")
-        .expect("a throwaway PostgreSQL server starts");
-    let admin = connect(
-        &DatabaseArgs::from_url(server.cluster.url("postgres")),
-        &PoolSettings::new("aplus-test", 2),
-    )
-    .expect("url parses");
-    admin
-        .execute_unprepared("CREATE DATABASE aplus_outage")
-        .await
-        .expect("create database");
-    let args = DatabaseArgs::from_url(server.cluster.url("aplus_outage"));
-    let db = connect(&args, &PoolSettings::new("aplus-test", 4)).expect("url parses");
-    migration::migrate(&db).await.expect("migrations apply");
+    let (server, args, db) = server_of_our_own().await;
 
     let w = world(2).await;
     const BUFFER: usize = 50;
@@ -263,5 +270,134 @@ async fn what_was_posted_while_the_bot_was_down_is_backfilled_at_start_threads_a
     assert_eq!(second.handle.channels().threads(), vec![thread]);
 
     second.stop().await;
+    w.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_deletes_dropped_from_the_full_outage_buffer_are_read_back_after_the_outage() {
+    let (server, args, db) = server_of_our_own().await;
+    let w = world(1).await;
+    let channel = w.channels[0];
+    const BUFFER: usize = 5;
+    let mut config = common::config(args, &w.sim, &w.channels);
+    config.buffer = BUFFER;
+    let bot = start_ready(config).await;
+
+    let mut stored = Vec::new();
+    for i in 0..20 {
+        stored.push(
+            w.sim
+                .post(NewMessage::text(channel, format!("before {i}")))
+                .expect("posted"),
+        );
+    }
+    wait_count(&db, "SELECT count(*) FROM messages", 20).await;
+
+    let stop = server.cluster.clone();
+    tokio::task::spawn_blocking(move || stop.stop(StopMode::Fast))
+        .await
+        .expect("join")
+        .expect("the server stops");
+    // New messages until the bot has noticed and its buffer is full.
+    let mut posted = 20;
+    testkit::eventually(WAIT, "the outage buffer to overflow", || {
+        posted += 1;
+        w.sim
+            .post(NewMessage::text(channel, format!("during {posted}")))
+            .expect("posted");
+        let overflowed = bot.stats().buffer_overflow > 0;
+        async move { overflowed.then_some(()) }
+    })
+    .await;
+    let dropped_before = bot.stats().buffer_overflow;
+    let (edited, deleted) = stored.split_at(8);
+    let deleted = &deleted[..6];
+    for &id in edited {
+        w.sim.edit(id, &format!("edited {id}")).expect("edit");
+    }
+    for &id in deleted {
+        w.sim.delete(id).expect("delete");
+    }
+    // One message edited and then deleted: the delete wins.
+    let edited_then_deleted = stored[19];
+    w.sim
+        .edit(edited_then_deleted, "edited, then deleted")
+        .expect("edit");
+    w.sim.delete(edited_then_deleted).expect("delete");
+    let dropped = bot
+        .wait_stats("every edit and delete to be dropped", |s| {
+            s.buffer_overflow >= dropped_before + 16
+        })
+        .await;
+    assert!(bot.handle.database_down(), "{dropped:#?}");
+
+    let start_again = server.cluster.clone();
+    tokio::task::spawn_blocking(move || start_again.start())
+        .await
+        .expect("join")
+        .expect("the server starts again");
+    let stats = bot
+        .wait_stats("the dropped edits and deletes to be read back", |s| {
+            s.refetched >= 15
+        })
+        .await;
+    assert_eq!(stats.refetched, 15, "one read per message: {stats:#?}");
+    assert_eq!(stats.refetch_overflow, 0, "{stats:#?}");
+
+    for &id in edited {
+        let content: String = one(
+            &db,
+            &format!("SELECT content FROM messages WHERE id = {id}"),
+        )
+        .await;
+        assert_eq!(content, format!("edited {id}"));
+    }
+    let gone: Vec<String> = deleted
+        .iter()
+        .chain([&edited_then_deleted])
+        .map(ToString::to_string)
+        .collect();
+    wait_count(
+        &db,
+        &format!(
+            "SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL AND id IN ({})",
+            gone.join(",")
+        ),
+        7,
+    )
+    .await;
+    wait_count(
+        &db,
+        "SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL",
+        7,
+    )
+    .await;
+    wait_count(
+        &db,
+        "SELECT count(*) FROM events WHERE kind = 'message.updated'",
+        8,
+    )
+    .await;
+    wait_count(
+        &db,
+        "SELECT count(*) FROM events WHERE kind = 'message.deleted'",
+        7,
+    )
+    .await;
+    // And nothing posted during the outage is missing (the ground truth
+    // expects the messages Discord still has).
+    wait_count(&db, "SELECT count(*) FROM messages", posted as i64).await;
+    let live: Vec<u64> = ids(
+        &db,
+        "SELECT id FROM messages WHERE deleted_at IS NULL ORDER BY id",
+    )
+    .await
+    .into_iter()
+    .map(|id| u64::try_from(id).expect("stored ids are never negative"))
+    .collect();
+    let comparison = w.sim.ground_truth().compare_channels(live, &w.channels);
+    assert!(comparison.is_exact(), "{comparison:?}");
+
+    bot.stop().await;
     w.sim.shutdown().await;
 }
