@@ -28,6 +28,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use outbox::payload::Source;
 use outbox::record::Recorded;
 use outbox::{Backoff, OutboxError};
@@ -39,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channels::Channels;
-use crate::convert;
+use crate::convert::{self, Update};
 use crate::error::error_chain;
 use crate::ingest::{Applied, Write};
 use crate::rest::{Rest, RestError};
@@ -64,6 +65,9 @@ pub struct BackfillReport {
     pub caught_up_to: u64,
     /// Messages read back because their edit or delete was dropped.
     pub refetched: u64,
+    /// Edits and deletes found in the pages read (made while nobody
+    /// listened) and applied.
+    pub changes: u64,
 }
 
 /// Why a backfill run stopped early.
@@ -290,7 +294,16 @@ impl Backfiller {
             let full = page.len() >= usize::from(PAGE_SIZE);
             report.seen += page.len() as u64;
             self.stats.received(Source::Backfill, page.len() as u64);
+            let listed: HashSet<i64> = page
+                .iter()
+                .filter_map(|raw| raw.get("id")?.as_str()?.parse::<i64>().ok())
+                .collect();
             let (rows, max_id) = self.rows(page, guild_id);
+            let edited: Vec<Update> = rows
+                .iter()
+                .filter(|row| row.edited_at.is_some())
+                .map(convert::edit_of)
+                .collect();
             if !rows.is_empty() {
                 let applied = self
                     .writer
@@ -305,6 +318,11 @@ impl Backfiller {
                         .filter(|(_, r)| matches!(r, Recorded::Stored { .. }))
                         .count() as u64;
                 }
+            }
+            if max_id > after {
+                report.changes += self
+                    .catch_up_changes(channel_id, after, max_id, &listed, edited)
+                    .await?;
             }
             self.stats.backfill_page();
             if max_id <= after {
@@ -389,6 +407,92 @@ impl Backfiller {
         };
         self.writer.write_now(&write).await?;
         Ok(())
+    }
+
+    /// Applies what changed, within the id range `(after, up_to]` a page
+    /// covered, to messages stored before: an edit newer than the stored one
+    /// (a stale page never undoes a newer live edit), and a delete for a
+    /// stored message the page did not list (Discord lists every message of
+    /// the range it still has). Returns how many were applied.
+    async fn catch_up_changes(
+        &self,
+        channel_id: u64,
+        after: u64,
+        up_to: u64,
+        listed: &HashSet<i64>,
+        edited: Vec<Update>,
+    ) -> Result<u64, BackfillError> {
+        let (Ok(channel), Ok(after), Ok(up_to)) = (
+            i64::try_from(channel_id),
+            i64::try_from(after),
+            i64::try_from(up_to),
+        ) else {
+            return Ok(0);
+        };
+        let rows = self
+            .writer
+            .db()
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT id, edited_at FROM messages \
+                 WHERE channel_id = $1 AND id > $2 AND id <= $3 AND deleted_at IS NULL",
+                [channel.into(), after.into(), up_to.into()],
+            ))
+            .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(error) => {
+                let error = OutboxError::from(error);
+                self.writer.begin_outage(&error);
+                return Err(error.into());
+            }
+        };
+        let mut stored: HashMap<i64, Option<DateTime<Utc>>> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get_by("id").map_err(OutboxError::from)?;
+            let edited_at: Option<DateTime<Utc>> =
+                row.try_get_by("edited_at").map_err(OutboxError::from)?;
+            stored.insert(id, edited_at);
+        }
+        let mut writes = Vec::new();
+        for update in edited {
+            let newer = match (stored.get(&update.edit.id), update.edit.edited_at) {
+                (Some(Some(stored_at)), Some(at)) => at > *stored_at,
+                (Some(None), Some(_)) => true,
+                _ => false,
+            };
+            if newer {
+                writes.push((Write::Edit(update), "edit"));
+            }
+        }
+        let mut gone: Vec<i64> = stored
+            .keys()
+            .filter(|id| !listed.contains(id))
+            .copied()
+            .collect();
+        gone.sort_unstable();
+        writes.extend(gone.into_iter().map(|id| {
+            (
+                Write::Delete {
+                    id,
+                    channel_id: channel,
+                },
+                "delete",
+            )
+        }));
+        let applied = writes.len() as u64;
+        for (write, kind) in writes {
+            self.writer.write_now(&write).await?;
+            self.stats.history_change(kind);
+        }
+        if applied > 0 {
+            tracing::info!(
+                channel_id,
+                changes = applied,
+                "applied edits and deletes found in history"
+            );
+        }
+        Ok(applied)
     }
 
     /// Converts a page into rows, ascending, counting what is rejected.

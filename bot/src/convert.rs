@@ -184,7 +184,15 @@ pub fn refetched(
     guild_id: Option<u64>,
 ) -> Result<Update, Rejection> {
     let row = new_message(message, raw, guild_id)?;
-    Ok(Update {
+    let mut update = edit_of(&row);
+    update.full = Some(row);
+    Ok(update)
+}
+
+/// The edit that brings a stored message to `row`, a message as history
+/// has it now.
+pub fn edit_of(row: &NewMessage) -> Update {
+    Update {
         channel_id: row.channel_id,
         edit: MessageEdit {
             id: row.id,
@@ -192,8 +200,8 @@ pub fn refetched(
             edited_at: row.edited_at,
             embeds: Some(row.embeds.clone()),
         },
-        full: Some(row),
-    })
+        full: None,
+    }
 }
 
 /// Removes the top-level fields an update serialises as `null` (absent in

@@ -102,6 +102,8 @@ pub struct Stats {
     buffer_high_water: AtomicU64,
     refetched: AtomicU64,
     refetch_overflow: AtomicU64,
+    history_edits: AtomicU64,
+    history_deletes: AtomicU64,
     backfill_pages: AtomicU64,
     backfill_runs: AtomicU64,
     rest_rate_limited: AtomicU64,
@@ -156,6 +158,11 @@ pub struct StatsSnapshot {
     pub refetched: u64,
     /// Dropped edits and deletes past the read-back limit: lost.
     pub refetch_overflow: u64,
+    /// Edits found in history pages (made while nobody listened).
+    pub history_edits: u64,
+    /// Stored messages missing from the history range that should list
+    /// them: deleted while nobody listened.
+    pub history_deletes: u64,
     /// History pages read.
     pub backfill_pages: u64,
     /// Backfill runs of a channel, finished or failed.
@@ -313,6 +320,20 @@ impl Stats {
         metrics::counter!("aplus_bot_refetch_overflow_total").increment(1);
     }
 
+    /// A backfill found an edit or a delete (`kind`) that no gateway event
+    /// brought, and applied it.
+    pub fn history_change(&self, kind: &'static str) {
+        bump(
+            if kind == "delete" {
+                &self.history_deletes
+            } else {
+                &self.history_edits
+            },
+            1,
+        );
+        metrics::counter!("aplus_bot_history_changes_total", "kind" => kind).increment(1);
+    }
+
     /// A history page was read and stored.
     pub fn backfill_page(&self) {
         bump(&self.backfill_pages, 1);
@@ -386,6 +407,8 @@ impl Stats {
             buffer_high_water: get(&self.buffer_high_water),
             refetched: get(&self.refetched),
             refetch_overflow: get(&self.refetch_overflow),
+            history_edits: get(&self.history_edits),
+            history_deletes: get(&self.history_deletes),
             backfill_pages: get(&self.backfill_pages),
             backfill_runs: get(&self.backfill_runs),
             rest_rate_limited: get(&self.rest_rate_limited),

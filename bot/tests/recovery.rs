@@ -401,3 +401,105 @@ async fn edits_and_deletes_dropped_from_the_full_outage_buffer_are_read_back_aft
     bot.stop().await;
     w.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_deletes_made_while_the_bot_was_down_are_caught_up_from_recent_history() {
+    let t = TestDb::new().await;
+    let w = world(1).await;
+    let channel = w.channels[0];
+    let first = start_ready(common::config(t.args(), &w.sim, &w.channels)).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(
+            w.sim
+                .post(NewMessage::text(channel, format!("message {i}")))
+                .expect("posted"),
+        );
+    }
+    wait_count(&t.db, "SELECT count(*) FROM messages", 10).await;
+    // One edit the bot saw live; history must not count it again.
+    w.sim.edit(ids[0], "edited live").expect("edit");
+    first
+        .wait_stats("the live edit", |s| s.edits_updated == 1)
+        .await;
+    first.stop().await;
+
+    // While the bot is down: three edits (one of the message edited live
+    // before), two deletes, two new messages.
+    for &id in &ids[..3] {
+        w.sim
+            .edit(id, &format!("edited while down {id}"))
+            .expect("edit");
+    }
+    for &id in &ids[7..9] {
+        w.sim.delete(id).expect("delete");
+    }
+    for i in 0..2 {
+        w.sim
+            .post_history(NewMessage::text(channel, format!("new while down {i}")))
+            .expect("posted");
+    }
+
+    let second = start_ready(common::config(t.args(), &w.sim, &w.channels)).await;
+    let stats = second
+        .wait_stats("the changes made while down", |s| {
+            s.history_edits + s.history_deletes >= 5
+        })
+        .await;
+    wait_count(&t.db, "SELECT count(*) FROM messages", 12).await;
+    assert_eq!(stats.history_edits, 3, "{stats:#?}");
+    assert_eq!(stats.history_deletes, 2, "{stats:#?}");
+    for &id in &ids[..3] {
+        let content: String = one(
+            &t.db,
+            &format!("SELECT content FROM messages WHERE id = {id}"),
+        )
+        .await;
+        assert_eq!(content, format!("edited while down {id}"));
+    }
+    wait_count(
+        &t.db,
+        &format!(
+            "SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL AND id IN ({}, {})",
+            ids[7], ids[8]
+        ),
+        2,
+    )
+    .await;
+    wait_count(
+        &t.db,
+        "SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL",
+        2,
+    )
+    .await;
+    wait_count(
+        &t.db,
+        "SELECT count(*) FROM events WHERE kind = 'message.updated'",
+        4,
+    )
+    .await;
+    wait_count(
+        &t.db,
+        "SELECT count(*) FROM events WHERE kind = 'message.deleted'",
+        2,
+    )
+    .await;
+
+    // A later backfill (a new session) finds nothing more to change.
+    let before = second.stats();
+    w.sim.inject(
+        Target::All,
+        GatewayFault::InvalidSession { resumable: false },
+    );
+    second
+        .wait_stats("a new session's backfill", |s| {
+            s.backfill_runs > before.backfill_runs
+        })
+        .await;
+    let after = second.stats();
+    assert_eq!(after.history_edits, 3, "{after:#?}");
+    assert_eq!(after.history_deletes, 2, "{after:#?}");
+
+    second.stop().await;
+    w.sim.shutdown().await;
+}
