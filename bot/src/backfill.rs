@@ -12,7 +12,9 @@
 //! dropped a message of the channel from its full outage buffer (it may lie
 //! below that id), and, at the first run of each channel after start, a few
 //! minutes lower still (`--backfill-overlap`), for writes that were in
-//! flight when a previous process died. Reading a little more than needed
+//! flight when a previous process died. The same holds after every new
+//! gateway session (a re-identify), whose gap can hide edits and deletes of
+//! messages already stored. Reading a little more than needed
 //! costs duplicates, which are skipped by id.
 //!
 //! A run that caught up then reads back, one by one, the messages whose edit
@@ -25,6 +27,7 @@
 //! picks up whatever arrived meanwhile.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -91,8 +94,11 @@ pub struct Backfiller {
     keep_bot_messages: bool,
     overlap: Duration,
     workers: Mutex<HashMap<u64, Arc<Notify>>>,
-    /// Channels that had a complete run in this process.
-    caught_up: Mutex<HashSet<u64>>,
+    /// Gateway sessions begun (each `ready`): a new session heard none of
+    /// the edits and deletes made before it.
+    session: AtomicU64,
+    /// Per channel, the session of its last complete run.
+    caught_up: Mutex<HashMap<u64, u64>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -116,7 +122,8 @@ impl Backfiller {
             keep_bot_messages,
             overlap,
             workers: Mutex::new(HashMap::new()),
-            caught_up: Mutex::new(HashSet::new()),
+            session: AtomicU64::new(0),
+            caught_up: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
             shutdown,
         }
@@ -129,6 +136,14 @@ impl Backfiller {
         for channel_id in channels {
             self.request(channel_id);
         }
+    }
+
+    /// A new gateway session began (`ready`: the first, or a re-identify after
+    /// INVALID_SESSION). It heard nothing from the old one's end, so the
+    /// next run of every channel re-reads the overlap window again, where
+    /// the edits and deletes made in between show.
+    pub fn new_session(&self) {
+        self.session.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Asks for a backfill of one channel: starts its worker, or queues one
@@ -233,11 +248,13 @@ impl Backfiller {
             Err(_) => None,
         };
         let stored_max = self.high_water_mark(channel_id).await?;
-        let first_run = !self
+        let session = self.session.load(Ordering::Acquire);
+        let first_run = self
             .caught_up
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(&channel_id);
+            .get(&channel_id)
+            != Some(&session);
         let mut start = if first_run && stored_max > 0 {
             convert::snowflake_before(stored_max, self.overlap)
         } else {
@@ -260,7 +277,7 @@ impl Backfiller {
                 self.caught_up
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .insert(channel_id);
+                    .insert(channel_id, session);
             }
             (Err(_), Some(lost)) => self.writer.restore_loss(channel_key, lost),
             (Err(_), None) => {}

@@ -199,6 +199,7 @@ impl RawEventHandler for Handler {
             Event::Ready(event) => {
                 self.stats.ready();
                 tracing::info!(shard = ctx.shard_id.0, user = %event.ready.user.name, guilds = event.ready.guilds.len(), "gateway session ready; backfilling every watched channel");
+                self.backfiller.new_session();
                 self.backfiller.request_all("ready");
             }
             Event::Resumed(_) => {
