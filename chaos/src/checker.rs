@@ -4,7 +4,7 @@
 //! per event (I3, from the effect recorder's history), nothing left
 //! unprocessed (I4), and how long events waited.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -109,12 +109,37 @@ pub struct FinalState {
     pub latency: Latency,
     /// Processed events by worker name.
     pub processed_by_worker: BTreeMap<String, i64>,
+    /// Edits and deletes made in Discord versus `messages`.
+    pub changes: Changes,
+}
+
+/// Whether `messages` shows what Discord did to messages after posting them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Changes {
+    /// Stored messages edited in Discord (and not deleted).
+    pub edited: usize,
+    /// Of those, stored with other text than Discord's last edit.
+    pub edit_missed: Vec<u64>,
+    /// Stored messages deleted in Discord.
+    pub deleted: usize,
+    /// Of those, not marked deleted.
+    pub delete_missed: Vec<u64>,
+}
+
+impl Changes {
+    /// Whether every edit and delete reached `messages`.
+    pub fn all_applied(&self) -> bool {
+        self.edit_missed.is_empty() && self.delete_missed.is_empty()
+    }
 }
 
 impl FinalState {
     /// Whether the pipeline has caught up: nothing lost, nothing waiting.
     pub fn is_drained(&self) -> bool {
-        self.comparison.lost.is_empty() && self.counts.unprocessed == 0 && self.counts.failed == 0
+        self.comparison.lost.is_empty()
+            && self.counts.unprocessed == 0
+            && self.counts.failed == 0
+            && self.changes.all_applied()
     }
 }
 
@@ -132,7 +157,7 @@ pub async fn read(conn: &mut PgConnection, sim: &Sim, channels: &[u64]) -> Resul
         .execute(&mut *conn)
         .await
         .context("opening a snapshot")?;
-    let state = read_snapshot(conn, &truth, channels).await;
+    let state = read_snapshot(conn, sim, &truth, channels).await;
     // A read-only transaction has nothing to keep; ending it cannot lose anything.
     let _ = sqlx::query("COMMIT").execute(&mut *conn).await;
     state
@@ -140,19 +165,52 @@ pub async fn read(conn: &mut PgConnection, sim: &Sim, channels: &[u64]) -> Resul
 
 async fn read_snapshot(
     conn: &mut PgConnection,
+    sim: &Sim,
     truth: &discord_sim::GroundTruth,
     channels: &[u64],
 ) -> Result<FinalState> {
     let counts = counts::read(conn).await.context("reading the counts")?;
-    let stored: Vec<i64> = sqlx::query_scalar("SELECT id FROM messages")
-        .fetch_all(&mut *conn)
-        .await
-        .context("reading the stored ids")?;
-    let stored: Vec<u64> = stored.into_iter().map(|id| id as u64).collect();
+    let rows: Vec<(i64, String, bool)> =
+        sqlx::query_as("SELECT id, content, deleted_at IS NOT NULL FROM messages")
+            .fetch_all(&mut *conn)
+            .await
+            .context("reading the stored messages")?;
+    let rows: HashMap<u64, (String, bool)> = rows
+        .into_iter()
+        .map(|(id, content, deleted)| (id as u64, (content, deleted)))
+        .collect();
+    // Deleted in Discord and marked deleted here: not expected, not unexpected.
+    let stored: Vec<u64> = rows
+        .iter()
+        .filter(|(_, (_, deleted))| !deleted)
+        .map(|(id, _)| *id)
+        .collect();
     let comparison = truth.compare_channels(stored.iter().copied(), channels);
-    let watched = |m: &discord_sim::EmittedMessage| {
-        !m.raw && !m.deleted && channels.iter().any(|c| m.is_in_or_under(*c))
-    };
+    let in_channels =
+        |m: &discord_sim::EmittedMessage| !m.raw && channels.iter().any(|c| m.is_in_or_under(*c));
+    let watched = |m: &discord_sim::EmittedMessage| in_channels(m) && !m.deleted;
+    let mut changes = Changes::default();
+    for m in truth.messages().filter(|m| in_channels(m)) {
+        let Some((content, marked_deleted)) = rows.get(&m.id) else {
+            continue;
+        };
+        if m.deleted {
+            changes.deleted += 1;
+            if !marked_deleted {
+                changes.delete_missed.push(m.id);
+            }
+        } else if m.edits > 0 {
+            changes.edited += 1;
+            let discord = sim.message(m.id);
+            let text = discord
+                .as_ref()
+                .and_then(|v| v.get("content"))
+                .and_then(|v| v.as_str());
+            if text != Some(content.as_str()) {
+                changes.edit_missed.push(m.id);
+            }
+        }
+    }
     let stored_set: std::collections::HashSet<u64> = stored.iter().copied().collect();
     let emitted = truth.messages().filter(|m| watched(m)).count();
     let emitted_history_only = truth.messages().filter(|m| watched(m) && !m.live).count();
@@ -192,6 +250,7 @@ async fn read_snapshot(
             .into_iter()
             .map(|(w, n)| (w.unwrap_or_default(), n))
             .collect(),
+        changes,
     })
 }
 

@@ -5,6 +5,10 @@
 //! message is a real A+ setup post, so the worker writes setups, not just
 //! parse rows.
 //!
+//! Every tenth tick also edits, and every twenty-fifth deletes, one of the
+//! last hundred live messages, so edits and deletes meet the faults too (the
+//! checker wants Discord's final text and deletions in `messages`).
+//!
 //! History-only posts go to a channel of their own. A backfill reads a
 //! channel from its newest stored message on, as Discord's history allows,
 //! so a history-only post among live ones of the same channel would model a
@@ -13,6 +17,7 @@
 //! gap). In a quiet channel it models what happens: messages posted while
 //! the bot was not listening.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -26,6 +31,12 @@ use crate::timeline::Timeline;
 const HISTORY_ONLY_EVERY: u64 = 20;
 /// One message in this many is an A+ setup post.
 const APLUS_EVERY: u64 = 10;
+/// One tick in this many also edits a recent live message.
+const EDIT_EVERY: u64 = 10;
+/// One tick in this many also deletes a recent live message.
+const DELETE_EVERY: u64 = 25;
+/// Edits and deletes pick among this many of the latest live messages.
+const RECENT: usize = 100;
 
 /// One posted message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +54,11 @@ pub struct Posted {
 pub struct LoadLog {
     /// Every message posted, in order.
     pub posted: Vec<Posted>,
-    /// Posts the simulator refused (should stay zero).
+    /// Edits made.
+    pub edits: u64,
+    /// Deletes made.
+    pub deletes: u64,
+    /// Posts, edits and deletes the simulator refused (should stay zero).
     pub errors: u64,
 }
 
@@ -120,6 +135,7 @@ async fn post(
     // Keep the spacing after a stall rather than bursting to catch up.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u64 = 0;
+    let mut recent: VecDeque<u64> = VecDeque::with_capacity(RECENT);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -146,8 +162,34 @@ async fn post(
         let at = timeline.now();
         let mut log = lock(&log);
         match result {
-            Ok(id) => log.posted.push(Posted { id, at, live }),
+            Ok(id) => {
+                log.posted.push(Posted { id, at, live });
+                if live {
+                    if recent.len() == RECENT {
+                        recent.pop_front();
+                    }
+                    recent.push_back(id);
+                }
+            }
             Err(_) => log.errors += 1,
+        }
+        // A spread-out but repeatable pick among the recent messages.
+        let pick = |len: usize| (n as usize).wrapping_mul(7919) % len;
+        if n % EDIT_EVERY == EDIT_EVERY / 2 && !recent.is_empty() {
+            let id = recent[pick(recent.len())];
+            match sim.edit(id, &format!("edited at tick {n}")) {
+                Ok(()) => log.edits += 1,
+                Err(_) => log.errors += 1,
+            }
+        }
+        if n % DELETE_EVERY == DELETE_EVERY / 2 && !recent.is_empty() {
+            let index = pick(recent.len());
+            if let Some(id) = recent.remove(index) {
+                match sim.delete(id) {
+                    Ok(()) => log.deletes += 1,
+                    Err(_) => log.errors += 1,
+                }
+            }
         }
         n += 1;
     }

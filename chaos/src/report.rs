@@ -66,6 +66,10 @@ pub struct ScenarioReport {
     pub emitted: usize,
     /// Of those, posted into history only.
     pub emitted_history_only: usize,
+    /// Stored messages edited in Discord afterwards.
+    pub edited: usize,
+    /// Stored messages deleted in Discord afterwards.
+    pub deleted: usize,
     /// Rows in `messages`.
     pub stored: i64,
     /// Emitted but not stored.
@@ -172,6 +176,8 @@ impl ScenarioReport {
             rate: facts.settings.rate,
             emitted: s.emitted,
             emitted_history_only: s.emitted_history_only,
+            edited: s.changes.edited,
+            deleted: s.changes.deleted,
             stored: s.counts.messages,
             lost: s.comparison.lost.len(),
             duplicated: s.comparison.duplicated.len(),
@@ -210,6 +216,8 @@ impl ScenarioReport {
             rate: settings.rate,
             emitted: 0,
             emitted_history_only: 0,
+            edited: 0,
+            deleted: 0,
             stored: 0,
             lost: 0,
             duplicated: 0,
@@ -244,8 +252,14 @@ impl ScenarioReport {
         }
         let _ = writeln!(
             out,
-            "   load      {:.0}s at {}/s: {} emitted ({} history only), {} stored",
-            self.duration_s, self.rate, self.emitted, self.emitted_history_only, self.stored
+            "   load      {:.0}s at {}/s: {} emitted ({} history only), {} stored; {} edited and {} deleted afterwards",
+            self.duration_s,
+            self.rate,
+            self.emitted,
+            self.emitted_history_only,
+            self.stored,
+            self.edited,
+            self.deleted
         );
         let _ = writeln!(
             out,

@@ -515,6 +515,21 @@ fn common_checks(scenario: Scenario, facts: &Facts<'_>, checks: &mut Checks) {
             c.duplicated.len()
         ),
     );
+    let changes = &s.changes;
+    checks.add(
+        Kind::Safety,
+        "I0 edits and deletes applied",
+        changes.all_applied(),
+        format!(
+            "{} edited messages, {} with other text than Discord's{}; {} deleted, {} not marked deleted{}",
+            changes.edited,
+            changes.edit_missed.len(),
+            sample_ids(&changes.edit_missed),
+            changes.deleted,
+            changes.delete_missed.len(),
+            sample_ids(&changes.delete_missed)
+        ),
+    );
     let violations = &facts.samples.violations;
     let good = facts.samples.taken - facts.samples.failed;
     checks.add(

@@ -159,6 +159,13 @@ pub(super) fn verify_kill(facts: &Facts<'_>, checks: &mut Checks, evidence: &mut
     evidence.put("bot_kills", kills);
     evidence.put("bot_duplicates", duplicates);
     evidence.put("bot_stored_by_backfill", backfilled);
+    // Edits and deletes made while the bot was down, found in history.
+    evidence.put(
+        "bot_history_changes",
+        facts
+            .monitor
+            .total("bot", "aplus_bot_history_changes_total", ""),
+    );
     check_proof(
         checks,
         "the bot was killed",

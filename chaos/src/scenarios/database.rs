@@ -135,6 +135,11 @@ pub(super) fn verify_outage(facts: &Facts<'_>, checks: &mut Checks, evidence: &m
     evidence.put("bot_buffer_max_depth", depth);
     evidence.put("bot_buffer_overflow", overflow);
     evidence.put("bot_stored_by_backfill", backfilled);
+    // Edits and deletes dropped with the overflow are read back one by one.
+    evidence.put(
+        "bot_read_back",
+        facts.monitor.total("bot", "aplus_bot_refetched_total", ""),
+    );
     check_proof(
         checks,
         "the buffer overflowed and backfill recovered it",
