@@ -29,10 +29,15 @@ async fn the_service_repairs_on_schedule_serves_the_dashboard_and_stops_cleanly(
         config,
         shutdown.clone(),
     ));
+    // The pass writes the events, then records itself: wait for both.
     eventually(
         Duration::from_secs(20),
-        "the missing events to be written",
-        || async { (t.scalar("SELECT count(*) FROM events").await == 7).then_some(()) },
+        "the missing events to be written and the pass recorded",
+        || async {
+            (t.scalar("SELECT count(*) FROM events").await == 7
+                && t.scalar("SELECT count(*) FROM reconciler_runs").await >= 1)
+                .then_some(())
+        },
     )
     .await;
 
