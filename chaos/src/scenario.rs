@@ -202,6 +202,9 @@ pub struct Facts<'a> {
     pub drain: Option<Duration>,
     /// Every event with its times on the scenario's timeline.
     pub events: Vec<EventTiming>,
+    /// When each recorded reconciler pass started, on the scenario's
+    /// timeline (database clock).
+    pub passes_s: Vec<f64>,
     /// The services (their process records survive the stop).
     pub services: Vec<Service>,
     /// The database server's log.
@@ -365,6 +368,7 @@ async fn drive(
     let monitor = monitor.finish().await;
     let heard = heard.finish().await;
     let events = read_events(stack, clock).await?;
+    let passes_s = read_passes(stack, clock).await?;
 
     let facts = Facts {
         settings,
@@ -378,6 +382,7 @@ async fn drive(
         state,
         drain,
         events,
+        passes_s,
         services: stack.services().cloned().collect(),
         server_log: stack.db.server_log(),
         startup,
@@ -486,6 +491,16 @@ async fn read_events(stack: &Stack, clock: ClockMark) -> Result<Vec<EventTiming>
             processed_s: processed.map(|p| clock.place(p)),
         })
         .collect())
+}
+
+async fn read_passes(stack: &Stack, clock: ClockMark) -> Result<Vec<f64>> {
+    let mut conn = stack.db.connect("aplus-chaos-checker").await?;
+    let started: Vec<DateTime<Utc>> =
+        sea_orm::sqlx::query_scalar("SELECT started_at FROM reconciler_runs ORDER BY started_at")
+            .fetch_all(&mut conn)
+            .await
+            .context("reading the reconciler passes")?;
+    Ok(started.into_iter().map(|at| clock.place(at)).collect())
 }
 
 /// The checks every scenario must pass: the invariants, against ground truth.

@@ -112,6 +112,7 @@ fn bench(sizes: &str) -> Result<()> {
 /// Discord simulator runs inside the runner); then the runner starts them
 /// under its own supervisor, each scenario on a private PostgreSQL.
 fn chaos(extra: Vec<String>) -> Result<()> {
+    ensure_faketime();
     let features = ["--features", "chaos/failpoints"];
     let mut build = run::cargo();
     build.args(["build", "-p", "chaos"]).args(features);
@@ -125,4 +126,37 @@ fn chaos(extra: Vec<String>) -> Result<()> {
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost");
     run::status(suite, "the chaos suite")
+}
+
+/// F15 preloads libfaketime into the services. Installs Debian's `faketime`
+/// package when the library is missing and this may; otherwise F15 fails
+/// and says what to install, and the other scenarios run as usual.
+fn ensure_faketime() {
+    let found = [
+        "/usr/lib/x86_64-linux-gnu/faketime",
+        "/usr/lib/aarch64-linux-gnu/faketime",
+        "/usr/lib/faketime",
+        "/usr/local/lib/faketime",
+    ]
+    .iter()
+    .any(|dir| std::path::Path::new(dir).join("libfaketime.so.1").is_file());
+    if found || !(run::is_root() && run::on_path("apt-get")) {
+        return;
+    }
+    println!(
+        "xtask: installing libfaketime for the clock-jump scenario (apt-get install faketime)"
+    );
+    let mut install = std::process::Command::new("apt-get");
+    install
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "faketime",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    if let Err(error) = run::status(install, "apt-get install faketime") {
+        println!("xtask: {error:#}; f15-clock-jumps will fail until libfaketime is installed");
+    }
 }

@@ -7,6 +7,7 @@
 //! landed fails the scenario, because then it proved nothing.
 
 mod bot;
+mod clock;
 mod database;
 mod gateway;
 mod listener;
@@ -16,6 +17,8 @@ mod worker;
 use std::time::Duration;
 
 use anyhow::Result;
+
+pub use clock::faketime_library;
 
 use crate::scenario::{Evidence, Facts, FaultCtx, RecoveryTime, recovery_times};
 use crate::settings::Settings;
@@ -55,13 +58,15 @@ pub enum Scenario {
     ConnectionExhaustion,
     /// F14: two reconcilers at once.
     TwoReconcilers,
+    /// F15: the wall clock of the bot and the reconciler jumps.
+    ClockJumps,
     /// B03/B04: gateway drops, resets, reconnects and invalid sessions.
     GatewayFaults,
 }
 
 impl Scenario {
     /// Every scenario, in the order a full run takes them.
-    pub const ALL: [Scenario; 15] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::NotifyAbort,
         Scenario::BeforeCommitAbort,
         Scenario::KillBot,
@@ -76,6 +81,7 @@ impl Scenario {
         Scenario::DbOutage,
         Scenario::ConnectionExhaustion,
         Scenario::TwoReconcilers,
+        Scenario::ClockJumps,
         Scenario::GatewayFaults,
     ];
 
@@ -96,6 +102,7 @@ impl Scenario {
             Scenario::DbOutage => "f12-db-outage",
             Scenario::ConnectionExhaustion => "f13-connection-exhaustion",
             Scenario::TwoReconcilers => "f14-two-reconcilers",
+            Scenario::ClockJumps => "f15-clock-jumps",
             Scenario::GatewayFaults => "g01-gateway-faults",
         }
     }
@@ -137,6 +144,9 @@ impl Scenario {
                 "every connection slot taken; the services' sessions ended"
             }
             Scenario::TwoReconcilers => "two reconcilers at once over orphaned events",
+            Scenario::ClockJumps => {
+                "the bot's and reconciler's clocks jump 40 days ahead, then 2 hours back (libfaketime)"
+            }
             Scenario::GatewayFaults => "gateway drop, reset, op 7, op 9 and close every 3 s",
         }
     }
@@ -172,6 +182,7 @@ impl Scenario {
             Scenario::DbOutage => database::outage_spec(),
             Scenario::ConnectionExhaustion => StackSpec::default(),
             Scenario::TwoReconcilers => reconciler::spec(settings),
+            Scenario::ClockJumps => clock::spec(),
             Scenario::GatewayFaults => StackSpec::default(),
         }
     }
@@ -198,6 +209,7 @@ impl Scenario {
             Scenario::DbOutage => database::outage(ctx).await,
             Scenario::ConnectionExhaustion => database::exhaust(ctx).await,
             Scenario::TwoReconcilers => reconciler::late_worker(ctx).await,
+            Scenario::ClockJumps => clock::jumps(ctx).await,
             Scenario::GatewayFaults => gateway::faults(ctx).await,
         }
     }
@@ -220,6 +232,7 @@ impl Scenario {
             Scenario::DbOutage => database::verify_outage(facts, checks, evidence),
             Scenario::ConnectionExhaustion => database::verify_exhaust(facts, checks, evidence),
             Scenario::TwoReconcilers => reconciler::verify(facts, checks, evidence),
+            Scenario::ClockJumps => clock::verify(facts, checks, evidence),
             Scenario::GatewayFaults => gateway::verify(facts, checks, evidence),
         }
     }
