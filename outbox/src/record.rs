@@ -216,6 +216,10 @@ WITH changed AS (
    WHERE id = $1
      AND (($2::text IS NOT NULL AND content IS DISTINCT FROM $2)
        OR ($3::timestamptz IS NOT NULL AND edited_at IS DISTINCT FROM $3))
+     -- An older version never replaces a newer one: updates race (each
+     -- gateway event is its own task, and backfill reads history pages
+     -- that can be seconds old).
+     AND ($3::timestamptz IS NULL OR edited_at IS NULL OR edited_at <= $3)
   RETURNING id
 )
 INSERT INTO events (id, message_id, kind, payload)
@@ -224,7 +228,8 @@ RETURNING id
 "#;
 
 /// Applies an edit and writes `message.updated`, only when the text or the
-/// edit time really changed.
+/// edit time really changed, and never when the stored message was edited
+/// later than this version (a stale update is `Unchanged`).
 #[tracing::instrument(level = "debug", skip_all, fields(message_id = edit.id), err)]
 pub async fn record_edit(
     txn: &DatabaseTransaction,

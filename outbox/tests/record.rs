@@ -225,6 +225,49 @@ async fn an_edit_writes_an_event_only_when_text_or_edit_time_changes() {
 }
 
 #[tokio::test]
+async fn an_older_edit_never_replaces_a_newer_one() {
+    let t = TestDb::new().await;
+    let txn = t.db.begin().await.expect("begin");
+    record::record_message(&txn, factory::message(35, 1, "v1"), Source::Gateway)
+        .await
+        .expect("record");
+    txn.commit().await.expect("commit");
+    let at = |minute: u32| {
+        chrono::DateTime::parse_from_rfc3339(&format!("2026-11-27T10:{minute:02}:00Z"))
+            .expect("time")
+            .with_timezone(&chrono::Utc)
+    };
+    let edit = |content: &str, minute: u32| MessageEdit {
+        id: 35,
+        content: Some(content.to_owned()),
+        edited_at: Some(at(minute)),
+        embeds: None,
+    };
+
+    // The second edit is applied first, as racing updates can be.
+    let txn = t.db.begin().await.expect("begin");
+    let newer = record::record_edit(&txn, edit("v3", 2))
+        .await
+        .expect("edit");
+    let older = record::record_edit(&txn, edit("v2", 1))
+        .await
+        .expect("edit");
+    txn.commit().await.expect("commit");
+    assert!(matches!(newer, Edited::Updated { .. }));
+    assert_eq!(older, Edited::Unchanged, "a stale version changes nothing");
+    assert_eq!(
+        t.scalar("SELECT count(*) FROM messages WHERE id = 35 AND content = 'v3'")
+            .await,
+        1
+    );
+    assert_eq!(
+        t.scalar("SELECT count(*) FROM events WHERE kind = 'message.updated'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn a_delete_before_its_create_leaves_a_tombstone_that_the_create_respects() {
     let t = TestDb::new().await;
     let txn = t.db.begin().await.expect("begin");
