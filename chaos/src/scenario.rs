@@ -363,7 +363,26 @@ async fn drive(
     .context("reading the final state")?;
     // The last faults of a run need time to be recovered from too: watch
     // until every service has been ready for a while (or give up).
-    settle(&monitor, settings.bound(SETTLE_TIMEOUT), cancel).await;
+    // A fault or exit the monitor's probes fell between must be followed by
+    // a stable stretch too, or its recovery would be judged on no samples.
+    let last_disturbance = faults
+        .iter()
+        .map(|f| f.end)
+        .chain(
+            stack
+                .services()
+                .flat_map(|s| s.process.exits())
+                .map(|e| e.at),
+        )
+        .max()
+        .unwrap_or_default();
+    settle(
+        &monitor,
+        settings.bound(SETTLE_TIMEOUT),
+        last_disturbance,
+        cancel,
+    )
+    .await;
     let samples = sampler.finish().await;
     let monitor = monitor.finish().await;
     let heard = heard.finish().await;
@@ -401,8 +420,9 @@ async fn drive(
     ))
 }
 
-/// Waits until the monitor has seen every service ready for [`STABLE`].
-async fn settle(monitor: &Monitor, timeout: Duration, cancel: &CancellationToken) {
+/// Waits until the monitor has seen every service ready for [`STABLE`],
+/// counted from its last not-ready sample or from `since`, whichever is later.
+async fn settle(monitor: &Monitor, timeout: Duration, since: Duration, cancel: &CancellationToken) {
     let started = std::time::Instant::now();
     while started.elapsed() < timeout && !cancel.is_cancelled() {
         let record = monitor.snapshot();
@@ -413,8 +433,12 @@ async fn settle(monitor: &Monitor, timeout: Duration, cancel: &CancellationToken
             .find(|(_, ready)| !ready)
             .map(|(t, _)| *t);
         let last = record.all_ready.last().map(|(t, _)| *t);
+        let disturbed = last_not_ready.map_or(since, |t| t.max(since));
+        // The judgement of the last fault reads this same record: it must
+        // already hold a stable stretch after the fault.
         if let Some(last) = last
-            && last_not_ready.is_none_or(|t| last.saturating_sub(t) > STABLE)
+            && last.saturating_sub(disturbed) > STABLE
+            && record.recovered_after(since, STABLE).is_some()
         {
             return;
         }
