@@ -30,19 +30,5 @@ pub enum Error {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An error and all its causes on one line: `outbox operation failed:
-/// database error: connection refused`.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Wrappers that repeat their cause verbatim add nothing.
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+/// An error and all its causes on one line (see [`service::telemetry::error_chain`]).
+pub use service::telemetry::error_chain as chain;

@@ -37,3 +37,20 @@ pub fn init(format: LogFormat) {
     // first subscriber stays, which is what they want.
     let _ = result;
 }
+
+/// An error and all its causes on one line, for logs: `outbox operation
+/// failed: database error: connection refused`. A wrapper that repeats its
+/// cause verbatim adds nothing and is skipped.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
