@@ -84,6 +84,18 @@ pub enum BackfillError {
     Database(#[from] OutboxError),
 }
 
+/// A history page, read.
+struct Page {
+    /// Its messages that may be stored, ascending.
+    rows: Vec<outbox::record::NewMessage>,
+    /// The largest id in the page, rejected messages included, so the
+    /// cursor moves past them.
+    max_id: u64,
+    /// Every id the page listed, rejected ones included: what Discord still
+    /// has in the page's range.
+    listed: HashSet<i64>,
+}
+
 /// Runs backfills, one worker per channel.
 #[derive(Debug)]
 pub struct Backfiller {
@@ -311,11 +323,11 @@ impl Backfiller {
             let full = page.len() >= usize::from(PAGE_SIZE);
             report.seen += page.len() as u64;
             self.stats.received(Source::Backfill, page.len() as u64);
-            let listed: HashSet<i64> = page
-                .iter()
-                .filter_map(|raw| raw.get("id")?.as_str()?.parse::<i64>().ok())
-                .collect();
-            let (rows, max_id) = self.rows(page, guild_id);
+            let Page {
+                rows,
+                max_id,
+                listed,
+            } = self.rows(page, guild_id);
             let edited: Vec<Update> = rows
                 .iter()
                 .filter(|row| row.edited_at.is_some())
@@ -428,7 +440,8 @@ impl Backfiller {
 
     /// Applies what changed, within the id range `(after, up_to]` a page
     /// covered, to messages stored before: an edit newer than the stored one
-    /// (a stale page never undoes a newer live edit), and a delete for a
+    /// (only those are written; `record_edit` itself refuses a version older
+    /// than the stored one, should a live edit land meanwhile), and a delete for a
     /// stored message the page did not list (Discord lists every message of
     /// the range it still has). Returns how many were applied.
     async fn catch_up_changes(
@@ -455,15 +468,8 @@ impl Backfiller {
                  WHERE channel_id = $1 AND id > $2 AND id <= $3 AND deleted_at IS NULL",
                 [channel.into(), after.into(), up_to.into()],
             ))
-            .await;
-        let rows = match rows {
-            Ok(rows) => rows,
-            Err(error) => {
-                let error = OutboxError::from(error);
-                self.writer.begin_outage(&error);
-                return Err(error.into());
-            }
-        };
+            .await
+            .map_err(|e| self.database_failed(e))?;
         let mut stored: HashMap<i64, Option<DateTime<Utc>>> = HashMap::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get_by("id").map_err(OutboxError::from)?;
@@ -513,14 +519,9 @@ impl Backfiller {
     }
 
     /// Converts a page into rows, ascending, counting what is rejected.
-    /// Returns the rows and the largest id in the page (rejected ones too,
-    /// so the cursor moves past them).
-    fn rows(
-        &self,
-        page: Vec<Value>,
-        guild_id: Option<u64>,
-    ) -> (Vec<outbox::record::NewMessage>, u64) {
+    fn rows(&self, page: Vec<Value>, guild_id: Option<u64>) -> Page {
         let mut max_id = 0;
+        let mut listed = HashSet::with_capacity(page.len());
         let mut rows = Vec::with_capacity(page.len());
         for raw in page {
             if let Some(id) = raw
@@ -529,6 +530,9 @@ impl Backfiller {
                 .and_then(|s| s.parse::<u64>().ok())
             {
                 max_id = max_id.max(id);
+                if let Ok(id) = i64::try_from(id) {
+                    listed.insert(id);
+                }
             }
             let message = match serde_json::from_value::<Message>(raw.clone()) {
                 Ok(message) => message,
@@ -552,7 +556,19 @@ impl Backfiller {
             }
         }
         rows.sort_by_key(|r| r.id);
-        (rows, max_id)
+        Page {
+            rows,
+            max_id,
+            listed,
+        }
+    }
+
+    /// A failed read of `messages`: the writer's outage begins (its recovery
+    /// asks for the backfill again).
+    fn database_failed(&self, error: sea_orm::DbErr) -> OutboxError {
+        let error = OutboxError::from(error);
+        self.writer.begin_outage(&error);
+        error
     }
 
     /// The largest stored message id of a channel (0 when none).
@@ -560,7 +576,7 @@ impl Backfiller {
         let Ok(channel) = i64::try_from(channel_id) else {
             return Ok(0);
         };
-        let result = self
+        let row = self
             .writer
             .db()
             .query_one_raw(Statement::from_sql_and_values(
@@ -568,15 +584,8 @@ impl Backfiller {
                 "SELECT max(id) AS max_id FROM messages WHERE channel_id = $1",
                 [channel.into()],
             ))
-            .await;
-        let row = match result {
-            Ok(row) => row,
-            Err(error) => {
-                let error = OutboxError::from(error);
-                self.writer.begin_outage(&error);
-                return Err(error);
-            }
-        };
+            .await
+            .map_err(|e| self.database_failed(e))?;
         let max: Option<i64> = match row {
             Some(row) => row
                 .try_get_by::<Option<i64>, _>("max_id")

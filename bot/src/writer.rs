@@ -522,9 +522,9 @@ mod tests {
     use service::DatabaseArgs;
     use service::db::{PoolSettings, connect};
 
-    #[tokio::test]
-    async fn a_message_dropped_from_the_full_buffer_is_remembered_for_the_next_backfill() {
-        // Nothing listens on port 1: every write fails at once, like an outage.
+    /// A writer with a buffer of one whose database is unreachable: nothing
+    /// listens on port 1, so every write fails at once, like an outage.
+    fn writer_in_an_outage() -> (Writer, Arc<Stats>) {
         let mut settings = PoolSettings::new("aplus-bot-test", 1);
         settings.acquire_timeout = Duration::from_millis(200);
         let db = connect(
@@ -534,6 +534,12 @@ mod tests {
         .expect("the url parses");
         let stats = Arc::new(Stats::default());
         let writer = Writer::new(db, 1, Duration::from_millis(100), Arc::clone(&stats));
+        (writer, stats)
+    }
+
+    #[tokio::test]
+    async fn a_message_dropped_from_the_full_buffer_is_remembered_for_the_next_backfill() {
+        let (writer, stats) = writer_in_an_outage();
 
         writer.submit(create(20, 1000)).await;
         assert!(writer.is_down());
@@ -553,15 +559,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_edit_or_delete_dropped_from_the_full_buffer_is_remembered_for_reading_back() {
-        let mut settings = PoolSettings::new("aplus-bot-test", 1);
-        settings.acquire_timeout = Duration::from_millis(200);
-        let db = connect(
-            &DatabaseArgs::from_url("postgres://nobody@127.0.0.1:1/none"),
-            &settings,
-        )
-        .expect("the url parses");
-        let stats = Arc::new(Stats::default());
-        let writer = Writer::new(db, 1, Duration::from_millis(100), Arc::clone(&stats));
+        let (writer, stats) = writer_in_an_outage();
 
         writer.submit(create(20, 1000)).await;
         assert!(writer.is_down());
