@@ -112,16 +112,23 @@ async fn terminate_listener_on(
     .fetch_one(&mut *conn)
     .await
     .context("finding the LISTEN session")?;
+    let ended = terminate(conn, pids)
+        .await
+        .context("terminating the LISTEN session")?;
+    Ok((ended, at))
+}
+
+/// Ends these server sessions; returns how many the server ended.
+async fn terminate(conn: &mut PgConnection, pids: Vec<i32>) -> Result<i64, sqlx::Error> {
     let mut ended = 0;
     for pid in pids {
         let done: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
             .bind(pid)
             .fetch_one(&mut *conn)
-            .await
-            .context("terminating the LISTEN session")?;
+            .await?;
         ended += i64::from(done);
     }
-    Ok((ended, at))
+    Ok(ended)
 }
 
 /// Waits until `service` has a LISTEN session that began after `after`.
@@ -193,16 +200,9 @@ impl SlotHog {
         .fetch_all(&mut *conn)
         .await
         .context("finding the services' sessions")?;
-        let mut ended = 0;
-        for pid in pids {
-            let done: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
-                .bind(pid)
-                .fetch_one(&mut *conn)
-                .await
-                .context("ending a service session")?;
-            ended += i64::from(done);
-        }
-        Ok(ended)
+        terminate(conn, pids)
+            .await
+            .context("ending a service session")
     }
 
     /// Sessions the services hold now.
