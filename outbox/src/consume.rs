@@ -1,12 +1,20 @@
 //! Claiming events and completing each with its inbox row and effects.
 //!
 //! One batch is one transaction: claim up to `batch_size` events with
-//! `FOR UPDATE SKIP LOCKED` (so any number of workers share the work), then
-//! handle each inside its own savepoint. An event's inbox row and its effects
-//! commit together: a crash anywhere rolls both back, and a second delivery
-//! finds the inbox row and applies nothing. A failing event rolls back to its
-//! savepoint and records the failure (attempts, backoff, last error), so one
-//! poison event never holds up the rest of its batch.
+//! `FOR UPDATE SKIP LOCKED` (so any number of workers share the work), write
+//! the inbox rows of the whole batch in one statement, and hand the batch to
+//! [`Handler::handle_batch`], which applies the effects set-based. An event's
+//! inbox row and its effects commit together: a crash anywhere rolls both
+//! back, and a second delivery finds the inbox row and applies nothing.
+//!
+//! The fast path runs inside one savepoint. If it fails, the savepoint rolls
+//! back and the batch is handled again one event at a time, each in its own
+//! savepoint ([`Handler::handle`]); a failing event then records its failure
+//! (attempts, backoff, last error), so one poison event never holds up the
+//! rest of its batch.
+//!
+//! A [`Consumer`] remembers where its last claim ended, so the next claim does
+//! not walk again over the events it just completed (see [`Consumer`]).
 //!
 //! The batch transaction is also the lease: the worker's sessions run with
 //! `idle_in_transaction_session_timeout`, so a worker that stalls mid-batch
@@ -25,6 +33,7 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::record::stmt;
+use crate::watermark::parse_xid;
 use crate::{Backoff, EventKind, OutboxError};
 
 /// An event claimed by this worker for the length of a batch.
@@ -54,6 +63,23 @@ pub trait Handler: Send + Sync {
         txn: &'a DatabaseTransaction,
         event: &'a ClaimedEvent,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a;
+
+    /// Handles a whole batch, in claim order. An error (or a panic) rolls the
+    /// batch back and each event is then handled alone with
+    /// [`Handler::handle`], so a batch implementation may simply fail on the
+    /// first problem. The default handles the events one by one.
+    fn handle_batch<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        events: &'a [ClaimedEvent],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
+        async move {
+            for event in events {
+                self.handle(txn, event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// How a consumer claims and retries.
@@ -105,12 +131,18 @@ impl BatchReport {
 
 // The watermark comes from a stable function rather than a sub-select: the
 // planner then walks `events_txid` from it and probes the inbox per event,
-// instead of hashing the whole inbox (see migration m20261127_000006).
+// instead of hashing the whole inbox (see migration m20261127_000006). The
+// cursor ($2, $3) starts the walk where this consumer's last claim ended;
+// `('0', nil)` means "from the watermark". The snapshot's xmin tells the
+// consumer how far its cursor may move (see `Consumer`).
 const CLAIM_NEW: &str = r#"
 SELECT e.id, e.message_id, e.kind, e.payload, e.created_at, 0 AS attempts,
-       extract(epoch FROM now() - e.created_at)::float8 AS age
+       extract(epoch FROM now() - e.created_at)::float8 AS age,
+       e.txid::text AS txid,
+       pg_snapshot_xmin(pg_current_snapshot())::text AS xmin
 FROM events e
 WHERE e.txid >= outbox_processed_through()
+  AND (e.txid, e.id) > ($2::text::xid8, $3::uuid)
   AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.event_id = e.id)
 ORDER BY e.txid, e.id
 LIMIT $1
@@ -126,6 +158,25 @@ WHERE i.status = 'failed' AND i.next_attempt_at <= now()
 ORDER BY i.next_attempt_at
 LIMIT $1
 FOR UPDATE OF i SKIP LOCKED
+"#;
+
+/// The inbox rows of a whole batch in one statement: new events get a
+/// `processed` row, due retries have theirs updated. An event another
+/// consumer completed between our scan and our lock (its inbox row exists,
+/// or is no longer `failed`) is not returned and is handled by nobody here.
+const MARK_PROCESSED: &str = r#"
+WITH new AS (
+  INSERT INTO inbox (event_id, status, attempts, processed_at, worker)
+  SELECT id, 'processed', 1, now(), $3 FROM unnest($1::uuid[]) AS id
+  ON CONFLICT (event_id) DO NOTHING
+  RETURNING event_id),
+due AS (
+  UPDATE inbox
+     SET status = 'processed', attempts = attempts + 1, processed_at = now(),
+         next_attempt_at = NULL, worker = $3
+   WHERE event_id = ANY($2::uuid[]) AND status = 'failed'
+  RETURNING event_id)
+SELECT event_id FROM new UNION ALL SELECT event_id FROM due
 "#;
 
 const MARK_NEW_PROCESSED: &str = r#"
@@ -163,21 +214,123 @@ enum Claim {
     Due,
 }
 
-/// Claims one batch, handles every event in it, and commits. Returns what it
-/// did; an `Err` means the whole batch rolled back (a database problem) and
-/// its events will be claimed again.
-#[tracing::instrument(level = "debug", skip_all, fields(worker = %config.worker), err)]
+/// How long a consumer follows its cursor before its next claim starts from
+/// the watermark again.
+///
+/// The cursor skips events that another consumer had locked when the cursor
+/// passed them. They are nearly always completed by that consumer; if its
+/// batch rolls back instead, they wait below every other cursor until the
+/// next claim from the watermark, at most this long.
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A position in the outbox: `(txid, event id)`, in claim order.
+type Position = (u64, Uuid);
+
+/// A consumer loop's claims, which resume where the previous one ended.
+///
+/// Claiming from the watermark alone walks again, at every claim, over every
+/// event completed since the watermark last moved (it moves every second or
+/// so): at thousands of events a second that walk is most of a claim's cost.
+/// The cursor is exact for what it skips: after a claim whose snapshot had
+/// `xmin` X, every event of a transaction below X is visible, so each event
+/// the claim walked past was completed, or locked by another consumer, or
+/// claimed here. The cursor moves to the last event claimed, but never past
+/// X: an event of a transaction still running at X may commit later with a
+/// smaller position. Events locked by others are covered by
+/// [`RESCAN_INTERVAL`]; after a batch of ours fails, the next claim starts
+/// from the watermark.
+#[derive(Debug)]
+pub struct Consumer {
+    config: ConsumerConfig,
+    cursor: Option<Position>,
+    last_rescan: Option<Instant>,
+}
+
+impl Consumer {
+    /// A consumer whose first claim starts from the watermark.
+    pub fn new(config: ConsumerConfig) -> Self {
+        Self {
+            config,
+            cursor: None,
+            last_rescan: None,
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    /// Makes the next claim start from the watermark.
+    pub fn rescan(&mut self) {
+        self.cursor = None;
+    }
+
+    /// Claims one batch, handles it and commits; see [`process_batch`].
+    pub async fn next_batch<H: Handler>(
+        &mut self,
+        db: &DatabaseConnection,
+        handler: &H,
+    ) -> Result<BatchReport, OutboxError> {
+        if self
+            .last_rescan
+            .is_none_or(|at| at.elapsed() >= RESCAN_INTERVAL)
+        {
+            self.cursor = None;
+        }
+        if self.cursor.is_none() {
+            self.last_rescan = Some(Instant::now());
+        }
+        match run_batch(db, &self.config, handler, self.cursor).await {
+            Ok((report, next)) => {
+                if next.is_some() {
+                    self.cursor = next;
+                }
+                Ok(report)
+            }
+            Err(error) => {
+                self.cursor = None;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Claims one batch from the watermark, handles every event in it, and
+/// commits. Returns what it did; an `Err` means the whole batch rolled back
+/// (a database problem) and its events will be claimed again. A loop that
+/// claims again and again should use a [`Consumer`].
 pub async fn process_batch<H: Handler>(
     db: &DatabaseConnection,
     config: &ConsumerConfig,
     handler: &H,
 ) -> Result<BatchReport, OutboxError> {
+    run_batch(db, config, handler, None)
+        .await
+        .map(|(report, _)| report)
+}
+
+/// One batch from `cursor` (or the watermark); returns the report and where
+/// the next claim may start.
+#[tracing::instrument(level = "debug", skip_all, fields(worker = %config.worker), err)]
+async fn run_batch<H: Handler>(
+    db: &DatabaseConnection,
+    config: &ConsumerConfig,
+    handler: &H,
+    cursor: Option<Position>,
+) -> Result<(BatchReport, Option<Position>), OutboxError> {
     let started = Instant::now();
     let txn = db.begin().await?;
     let limit = i64::from(config.batch_size.max(1));
-    let mut claimed: Vec<(Claim, ClaimedEvent)> = txn
-        .query_all_raw(stmt(CLAIM_NEW, [limit.into()]))
-        .await?
+    let (from_txid, from_id) = cursor.unwrap_or((0, Uuid::nil()));
+    let rows = txn
+        .query_all_raw(stmt(
+            CLAIM_NEW,
+            [limit.into(), from_txid.to_string().into(), from_id.into()],
+        ))
+        .await?;
+    let next = next_cursor(rows.last())?;
+    let mut claimed: Vec<(Claim, ClaimedEvent)> = rows
         .iter()
         .map(|row| read_claimed(row).map(|e| (Claim::New, e)))
         .collect::<Result<_, _>>()?;
@@ -189,25 +342,21 @@ pub async fn process_batch<H: Handler>(
     }
     if claimed.is_empty() {
         txn.commit().await?;
-        return Ok(BatchReport::default());
+        return Ok((BatchReport::default(), next));
     }
 
     let mut report = BatchReport {
         claimed: claimed.len(),
         ..BatchReport::default()
     };
-    let mut latencies = Vec::with_capacity(claimed.len());
-    for (claim, event) in &claimed {
-        match process_one(&txn, config, handler, *claim, event).await? {
-            Outcome::Processed => {
-                report.processed += 1;
-                latencies.push(event.age_at_claim + started.elapsed());
-            }
-            Outcome::Duplicate => report.duplicates += 1,
-            Outcome::Failed => report.failed += 1,
-            Outcome::Dead => report.dead += 1,
+    let handled = match handle_together(&txn, config, handler, &claimed).await? {
+        Some(processed) => {
+            report.processed = processed.len();
+            report.duplicates = claimed.len() - processed.len();
+            processed
         }
-    }
+        None => handle_one_by_one(&txn, config, handler, &claimed, &mut report).await?,
+    };
     // Fault injection for the chaos suite: die with every effect applied but
     // nothing committed.
     fail::fail_point!("worker-before-commit", |_| std::process::abort());
@@ -222,10 +371,119 @@ pub async fn process_batch<H: Handler>(
         .increment(report.dead as u64);
     metrics::counter!("aplus_worker_events_total", "outcome" => "duplicate")
         .increment(report.duplicates as u64);
-    for latency in latencies {
-        metrics::histogram!("aplus_worker_event_latency_seconds").record(latency.as_secs_f64());
+    let elapsed = started.elapsed();
+    for event in handled {
+        metrics::histogram!("aplus_worker_event_latency_seconds")
+            .record((event.age_at_claim + elapsed).as_secs_f64());
     }
-    Ok(report)
+    Ok((report, next))
+}
+
+/// Where the next claim may start after a claim whose last row is `last`:
+/// that row's position, but never past the claim snapshot's xmin.
+fn next_cursor(last: Option<&QueryResult>) -> Result<Option<Position>, OutboxError> {
+    let Some(row) = last else {
+        return Ok(None);
+    };
+    let txid = parse_xid(&row.try_get_by::<String, _>("txid")?)?;
+    let xmin = parse_xid(&row.try_get_by::<String, _>("xmin")?)?;
+    let id: Uuid = row.try_get_by("id")?;
+    Ok(Some(if txid < xmin {
+        (txid, id)
+    } else {
+        (xmin, Uuid::nil())
+    }))
+}
+
+/// The fast path: every inbox row in one statement, then the handler's
+/// batch, all in one savepoint. Returns the events processed, or `None` when
+/// the handler failed and the savepoint rolled back.
+async fn handle_together<'c, H: Handler>(
+    txn: &DatabaseTransaction,
+    config: &ConsumerConfig,
+    handler: &H,
+    claimed: &'c [(Claim, ClaimedEvent)],
+) -> Result<Option<Vec<&'c ClaimedEvent>>, OutboxError> {
+    let ids = |wanted: Claim| -> Vec<Uuid> {
+        claimed
+            .iter()
+            .filter(|(claim, _)| *claim == wanted)
+            .map(|(_, e)| e.id)
+            .collect()
+    };
+    let savepoint = txn.begin().await?;
+    let marked: std::collections::HashSet<Uuid> = savepoint
+        .query_all_raw(stmt(
+            MARK_PROCESSED,
+            [
+                ids(Claim::New).into(),
+                ids(Claim::Due).into(),
+                config.worker.clone().into(),
+            ],
+        ))
+        .await?
+        .iter()
+        .map(|row| row.try_get_by::<Uuid, _>("event_id"))
+        .collect::<Result<_, _>>()?;
+    let (events, refs): (Vec<ClaimedEvent>, Vec<&ClaimedEvent>) = claimed
+        .iter()
+        .filter(|(_, e)| marked.contains(&e.id))
+        .map(|(_, e)| (e.clone(), e))
+        .unzip();
+    if events.len() < claimed.len() {
+        tracing::debug!(
+            duplicates = claimed.len() - events.len(),
+            "events already processed elsewhere"
+        );
+    }
+    if events.is_empty() {
+        savepoint.commit().await?;
+        return Ok(Some(refs));
+    }
+    let result = AssertUnwindSafe(handler.handle_batch(&savepoint, &events))
+        .catch_unwind()
+        .await;
+    match result {
+        Ok(Ok(())) => {
+            fail::fail_point!("worker-after-effect", |_| std::process::abort());
+            savepoint.commit().await?;
+            Ok(Some(refs))
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(events = events.len(), error = %format!("{error:#}"), "batch failed; handling its events one by one");
+            savepoint.rollback().await?;
+            Ok(None)
+        }
+        Err(panic) => {
+            tracing::debug!(events = events.len(), panic = %panic_text(&panic), "batch panicked; handling its events one by one");
+            savepoint.rollback().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// The slow path after a failed batch: each event in its own savepoint, so
+/// one failure is recorded without undoing the others.
+async fn handle_one_by_one<'c, H: Handler>(
+    txn: &DatabaseTransaction,
+    config: &ConsumerConfig,
+    handler: &H,
+    claimed: &'c [(Claim, ClaimedEvent)],
+    report: &mut BatchReport,
+) -> Result<Vec<&'c ClaimedEvent>, OutboxError> {
+    let mut processed = Vec::with_capacity(claimed.len());
+    for (claim, event) in claimed {
+        match process_one(txn, config, handler, *claim, event).await? {
+            Outcome::Processed => {
+                report.processed += 1;
+                processed.push(event);
+            }
+            Outcome::Duplicate => report.duplicates += 1,
+            Outcome::Failed => report.failed += 1,
+            Outcome::Dead => report.dead += 1,
+        }
+    }
+    Ok(processed)
 }
 
 enum Outcome {

@@ -44,7 +44,7 @@ pub async fn current<C: ConnectionTrait>(db: &C) -> Result<u64, OutboxError> {
     parse_xid(&row.try_get_by::<String, _>("wm")?)
 }
 
-fn parse_xid(text: &str) -> Result<u64, OutboxError> {
+pub(crate) fn parse_xid(text: &str) -> Result<u64, OutboxError> {
     text.parse()
         .map_err(|_| OutboxError::Unreadable(format!("transaction id `{text}`")))
 }

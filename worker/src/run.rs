@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use outbox::Backoff;
-use outbox::consume::{self, ConsumerConfig};
+use outbox::consume::{Consumer, ConsumerConfig};
 use outbox::listener::{self, Listener, ListenerConfig};
 use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 use service::Health;
@@ -17,8 +17,10 @@ use tokio_util::task::TaskTracker;
 use crate::config::WorkerConfig;
 use crate::handler::SetupHandler;
 
-/// How often the watermark is moved forward.
-const WATERMARK_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the watermark is moved forward. Each consumer loop claims from
+/// the watermark once per [`outbox::consume::RESCAN_INTERVAL`], so this bounds how
+/// far such a claim walks over completed events.
+const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs the worker until `shutdown` fires, then lets in-flight batches finish
 /// (up to the configured deadline). Returns the bound health address through
@@ -119,6 +121,7 @@ async fn consume_loop(
     shutdown: CancellationToken,
 ) {
     let handler = SetupHandler;
+    let mut consumer = Consumer::new(ConsumerConfig::clone(&config));
     let mut failures: u32 = 0;
     // Polling off (`0`) means waiting on notifications only.
     let poll = if poll_interval.is_zero() {
@@ -137,7 +140,7 @@ async fn consume_loop(
             if shutdown.is_cancelled() {
                 return;
             }
-            match consume::process_batch(&db, &config, &handler).await {
+            match consumer.next_batch(&db, &handler).await {
                 Ok(report) => {
                     failures = 0;
                     if report.was_full(&config) {

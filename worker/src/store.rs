@@ -14,15 +14,18 @@
 //! are processed (a re-post handled before its original still ends up the
 //! duplicate). Work on one day is serialised with an advisory lock, so two
 //! workers never decide the same day at once.
+//!
+//! [`apply`] takes a whole batch of messages: a handful of statements
+//! whatever its size, and day locks and decisions only for the A+ days it
+//! touched.
 
 use chrono::{Datelike as _, NaiveDate};
-use entity::{message_parses, messages, setups, ticker_bias};
+use entity::{message_parses, setups, ticker_bias};
 use parser::{ParsedMessage, Warning};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait as _, ConnectionTrait as _, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait as _, QueryFilter as _, Statement,
+    ConnectionTrait as _, DatabaseTransaction, DbBackend, DbErr, EntityTrait as _, Statement,
 };
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
@@ -50,75 +53,244 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// Serialises a day's decisions across workers.
-async fn lock_day(txn: &DatabaseTransaction, day: NaiveDate) -> Result<(), DbErr> {
-    // Day numbers are offset far from the other keys of this lock class.
-    let key = 1_000_000 + day.num_days_from_ce();
+/// The advisory-lock key (second half, under [`outbox::LOCK_CLASS`]) of a
+/// trading day. Day numbers are offset far from the other keys of the class.
+fn day_lock_key(day: NaiveDate) -> i32 {
+    1_000_000 + day.num_days_from_ce()
+}
+
+/// Serialises decisions on these days across workers: one statement, in
+/// ascending order, so two batches touching the same days cannot deadlock.
+async fn lock_days(txn: &DatabaseTransaction, days: &[NaiveDate]) -> Result<(), DbErr> {
+    if days.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<i32> = days.iter().copied().map(day_lock_key).collect();
+    keys.sort_unstable();
+    keys.dedup();
     txn.execute_raw(stmt(
-        "SELECT pg_advisory_xact_lock($1, $2)",
-        [outbox::LOCK_CLASS.into(), key.into()],
+        "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k ORDER BY k",
+        [outbox::LOCK_CLASS.into(), keys.into()],
     ))
     .await?;
     Ok(())
 }
 
-/// Stores a message's parse, replacing whatever an earlier event stored.
-pub async fn save(
-    txn: &DatabaseTransaction,
-    message: &messages::Model,
-    event_id: Uuid,
-    parsed: &ParsedMessage,
-    text: &str,
-) -> Result<Stored, DbErr> {
-    let previous_day = message_parses::Entity::find_by_id(message.id)
-        .one(txn)
-        .await?
-        .and_then(|p| p.trading_day);
-    setups::Entity::delete_many()
-        .filter(setups::Column::MessageId.eq(message.id))
-        .exec(txn)
-        .await?;
-    ticker_bias::Entity::delete_many()
-        .filter(ticker_bias::Column::MessageId.eq(message.id))
-        .exec(txn)
-        .await?;
-
-    let sha = sha256_hex(text);
-    let day = parsed.trading_day.filter(|_| parsed.is_aplus());
-    if let Some(day) = day {
-        lock_day(txn, day).await?;
-        insert_setups(txn, message.id, day, parsed).await?;
-    }
-    // Provisional for an A+ message: deciding the day sets current,
-    // superseded or duplicate.
-    let status = if day.is_some() {
-        "superseded"
-    } else {
-        "not_aplus"
-    };
-    upsert_parse(txn, message, event_id, parsed, &sha, text, status, None).await?;
-
-    if let Some(day) = day {
-        decide_day(txn, day).await?;
-    }
-    if let Some(previous) = previous_day
-        && Some(previous) != day
-    {
-        // An edit moved the message to another day, or out of A+.
-        lock_day(txn, previous).await?;
-        decide_day(txn, previous).await?;
-    }
-    current_status(txn, message.id).await
+/// A message as the worker reads it, with what an earlier event derived from it.
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub id: i64,
+    pub content: String,
+    pub embeds: serde_json::Value,
+    pub sent_at: chrono::DateTime<chrono::Utc>,
+    pub deleted: bool,
+    /// The trading day of its stored A+ parse: it has setups and biases, and
+    /// that day must be decided again when the message changes.
+    pub previous_day: Option<NaiveDate>,
 }
 
-async fn insert_setups(
-    txn: &DatabaseTransaction,
+/// Reads these messages and their previous parse's day, in one query. Ids
+/// that are not stored are missing from the result.
+pub async fn read(txn: &DatabaseTransaction, ids: &[i64]) -> Result<Vec<Current>, DbErr> {
+    let rows = txn
+        .query_all_raw(stmt(
+            r#"SELECT m.id, m.content, m.embeds, m.sent_at, m.deleted_at IS NOT NULL AS deleted,
+                      p.trading_day
+               FROM messages m
+               LEFT JOIN message_parses p ON p.message_id = m.id
+               WHERE m.id = ANY($1)"#,
+            [ids.to_vec().into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Current {
+                id: r.try_get_by_index(0)?,
+                content: r.try_get_by_index(1)?,
+                embeds: r.try_get_by_index(2)?,
+                sent_at: r.try_get_by_index(3)?,
+                deleted: r.try_get_by_index(4)?,
+                previous_day: r.try_get_by_index(5)?,
+            })
+        })
+        .collect()
+}
+
+/// What to store for one message.
+#[derive(Debug)]
+pub enum Change {
+    /// Its parse (of `text`), replacing whatever an earlier event stored.
+    Save { parsed: ParsedMessage, text: String },
+    /// It was deleted: its setups stop counting.
+    Retract,
+}
+
+/// One message's change, with the event it is recorded under.
+#[derive(Debug)]
+pub struct Item {
+    pub message: Current,
+    pub event_id: Uuid,
+    pub change: Change,
+}
+
+impl Item {
+    /// The trading day of the new parse, for an A+ message.
+    fn day(&self) -> Option<NaiveDate> {
+        match &self.change {
+            Change::Save { parsed, .. } => parsed.trading_day.filter(|_| parsed.is_aplus()),
+            Change::Retract => None,
+        }
+    }
+}
+
+/// Stores a batch of messages' changes set-based, then decides every trading
+/// day they touched, and returns what became of each message.
+///
+/// A handful of statements whatever the batch size: setups and biases are
+/// deleted only for messages that had them, days are locked (in one
+/// statement, in order) and decided only for the A+ days touched.
+pub async fn apply(txn: &DatabaseTransaction, items: &[Item]) -> Result<Vec<Stored>, DbErr> {
+    // Setups and biases of an earlier A+ parse are replaced by the new parse;
+    // a retracted message keeps its setups as history.
+    let replaced: Vec<i64> = items
+        .iter()
+        .filter(|i| i.message.previous_day.is_some() && matches!(i.change, Change::Save { .. }))
+        .map(|i| i.message.id)
+        .collect();
+    if !replaced.is_empty() {
+        txn.execute_raw(stmt(
+            "DELETE FROM setups WHERE message_id = ANY($1)",
+            [replaced.clone().into()],
+        ))
+        .await?;
+        txn.execute_raw(stmt(
+            "DELETE FROM ticker_bias WHERE message_id = ANY($1)",
+            [replaced.into()],
+        ))
+        .await?;
+    }
+
+    // Every day whose decision may change: the new A+ day, and the day the
+    // message had before (an edit moved it, took it out of A+, or deleted it).
+    let mut days: Vec<NaiveDate> = items
+        .iter()
+        .flat_map(|i| [i.day(), i.message.previous_day])
+        .flatten()
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    lock_days(txn, &days).await?;
+
+    let mut setup_rows = Vec::new();
+    let mut bias_rows = Vec::new();
+    let mut parse_rows = Vec::with_capacity(items.len());
+    let mut retracted = Vec::new();
+    for item in items {
+        let message = &item.message;
+        match &item.change {
+            Change::Save { parsed, text } => {
+                let day = item.day();
+                if let Some(day) = day {
+                    setup_models(message.id, day, parsed, &mut setup_rows, &mut bias_rows);
+                }
+                // Provisional for an A+ message: deciding the day sets
+                // current, superseded or duplicate.
+                let status = if day.is_some() {
+                    "superseded"
+                } else {
+                    "not_aplus"
+                };
+                parse_rows.push(parse_model(
+                    message.id,
+                    item.event_id,
+                    parsed,
+                    text,
+                    status,
+                )?);
+            }
+            Change::Retract => {
+                let parsed = ParsedMessage::not_aplus(parser::NotAplusReason::Empty, false);
+                let mut row = parse_model(
+                    message.id,
+                    item.event_id,
+                    &parsed,
+                    &message.content,
+                    "retracted",
+                )?;
+                // Keep the day it had, so the history still says which day
+                // it retracted from.
+                row.trading_day = Set(message.previous_day);
+                row.reason = Set(Some("deleted".to_owned()));
+                parse_rows.push(row);
+                retracted.push(message.id);
+            }
+        }
+    }
+    // A repeated ticker block is merged by the parser, so (message, ticker) is unique.
+    if !bias_rows.is_empty() {
+        ticker_bias::Entity::insert_many(bias_rows)
+            .exec(txn)
+            .await?;
+    }
+    if !setup_rows.is_empty() {
+        setups::Entity::insert_many(setup_rows).exec(txn).await?;
+    }
+    upsert_parses(txn, parse_rows).await?;
+    if !retracted.is_empty() {
+        txn.execute_raw(stmt(
+            "UPDATE setups SET is_current = false WHERE message_id = ANY($1) AND is_current",
+            [retracted.into()],
+        ))
+        .await?;
+    }
+    for day in &days {
+        decide_day(txn, *day).await?;
+    }
+    statuses(txn, items).await
+}
+
+/// What became of each message, in `items` order. Only A+ messages need a
+/// read: deciding their day set their status.
+async fn statuses(txn: &DatabaseTransaction, items: &[Item]) -> Result<Vec<Stored>, DbErr> {
+    let decided: Vec<i64> = items
+        .iter()
+        .filter(|i| i.day().is_some())
+        .map(|i| i.message.id)
+        .collect();
+    let mut status: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    if !decided.is_empty() {
+        for row in txn
+            .query_all_raw(stmt(
+                "SELECT message_id, status FROM message_parses WHERE message_id = ANY($1)",
+                [decided.into()],
+            ))
+            .await?
+        {
+            status.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+        }
+    }
+    Ok(items
+        .iter()
+        .map(|item| match &item.change {
+            Change::Retract => Stored::Retracted,
+            Change::Save { .. } if item.day().is_none() => Stored::NotAplus,
+            Change::Save { .. } => match status.get(&item.message.id).map(String::as_str) {
+                Some("current") => Stored::Current,
+                Some("duplicate") => Stored::Duplicate,
+                _ => Stored::Superseded,
+            },
+        })
+        .collect())
+}
+
+/// The setups and biases of an A+ parse, appended to `setups` and `biases`.
+fn setup_models(
     message_id: i64,
     day: NaiveDate,
     parsed: &ParsedMessage,
-) -> Result<(), DbErr> {
-    let mut rows = Vec::new();
-    let mut biases = Vec::new();
+    setups: &mut Vec<setups::ActiveModel>,
+    biases: &mut Vec<ticker_bias::ActiveModel>,
+) {
     for block in &parsed.tickers {
         biases.push(ticker_bias::ActiveModel {
             message_id: Set(message_id),
@@ -139,7 +311,7 @@ async fn insert_setups(
                 )),
                 _ => None,
             });
-            rows.push(setups::ActiveModel {
+            setups.push(setups::ActiveModel {
                 id: NotSet,
                 message_id: Set(message_id),
                 trading_day: Set(day),
@@ -159,28 +331,21 @@ async fn insert_setups(
             });
         }
     }
-    // A repeated ticker block is merged by the parser, so (message, ticker) is unique.
-    ticker_bias::Entity::insert_many(biases).exec(txn).await?;
-    setups::Entity::insert_many(rows).exec(txn).await?;
-    Ok(())
 }
 
-#[allow(clippy::too_many_arguments)] // One row's worth of columns, named at the call.
-async fn upsert_parse(
-    txn: &DatabaseTransaction,
-    message: &messages::Model,
+/// A message's parse row, parsed from `text`.
+fn parse_model(
+    message_id: i64,
     event_id: Uuid,
     parsed: &ParsedMessage,
-    sha: &str,
     text: &str,
     status: &str,
-    superseded_by: Option<i64>,
-) -> Result<(), DbErr> {
+) -> Result<message_parses::ActiveModel, DbErr> {
     let to_json = |value: serde_json::Result<serde_json::Value>| {
         value.map_err(|e| DbErr::Custom(format!("serialising a parse: {e}")))
     };
-    let row = message_parses::ActiveModel {
-        message_id: Set(message.id),
+    Ok(message_parses::ActiveModel {
+        message_id: Set(message_id),
         event_id: Set(event_id),
         parser_version: Set(parser::PARSER_VERSION.to_string()),
         is_aplus: Set(parsed.is_aplus()),
@@ -194,14 +359,24 @@ async fn upsert_parse(
         free_text_lines: Set(to_json(serde_json::to_value(&parsed.free_text_lines))?),
         warnings: Set(to_json(serde_json::to_value(&parsed.warnings))?),
         setup_count: Set(i32::try_from(parsed.setup_count()).unwrap_or(i32::MAX)),
-        content_sha256: Set(sha.to_owned()),
+        content_sha256: Set(sha256_hex(text)),
         content_length: Set(i32::try_from(text.chars().count()).unwrap_or(i32::MAX)),
         status: Set(status.to_owned()),
-        superseded_by: Set(superseded_by),
+        superseded_by: Set(None),
         parsed_at: NotSet,
-    };
+    })
+}
+
+/// Writes parse rows, replacing the earlier parse of each message, in one statement.
+async fn upsert_parses(
+    txn: &DatabaseTransaction,
+    rows: Vec<message_parses::ActiveModel>,
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     use message_parses::Column as C;
-    message_parses::Entity::insert(row)
+    message_parses::Entity::insert_many(rows)
         .on_conflict(
             OnConflict::column(C::MessageId)
                 .update_columns([
@@ -332,62 +507,4 @@ async fn decide_day(txn: &DatabaseTransaction, day: NaiveDate) -> Result<(), DbE
     ))
     .await?;
     Ok(())
-}
-
-async fn current_status(txn: &DatabaseTransaction, message_id: i64) -> Result<Stored, DbErr> {
-    let status = message_parses::Entity::find_by_id(message_id)
-        .one(txn)
-        .await?
-        .map(|p| p.status)
-        .unwrap_or_default();
-    Ok(match status.as_str() {
-        "current" => Stored::Current,
-        "superseded" => Stored::Superseded,
-        "duplicate" => Stored::Duplicate,
-        "retracted" => Stored::Retracted,
-        _ => Stored::NotAplus,
-    })
-}
-
-/// Retracts a deleted message: its setups stop counting and its day is
-/// decided again without it.
-pub async fn retract(
-    txn: &DatabaseTransaction,
-    message: &messages::Model,
-    event_id: Uuid,
-) -> Result<Stored, DbErr> {
-    let day = message_parses::Entity::find_by_id(message.id)
-        .one(txn)
-        .await?
-        .and_then(|p| p.trading_day);
-    if let Some(day) = day {
-        lock_day(txn, day).await?;
-    }
-    let parsed = ParsedMessage::not_aplus(parser::NotAplusReason::Empty, false);
-    upsert_parse(
-        txn,
-        message,
-        event_id,
-        &parsed,
-        &sha256_hex(&message.content),
-        &message.content,
-        "retracted",
-        None,
-    )
-    .await?;
-    // Keep the day it had, so the history still says which day it retracted from.
-    txn.execute_raw(stmt(
-        "UPDATE message_parses SET trading_day = $2, reason = 'deleted' WHERE message_id = $1",
-        [message.id.into(), day.into()],
-    ))
-    .await?;
-    setups::Entity::update_many()
-        .col_expr(setups::Column::IsCurrent, Expr::value(false))
-        .filter(setups::Column::MessageId.eq(message.id))
-        .exec(txn)
-        .await?;
-    if let Some(day) = day {
-        decide_day(txn, day).await?;
-    }
-    Ok(Stored::Retracted)
 }
