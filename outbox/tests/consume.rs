@@ -259,3 +259,64 @@ async fn the_watermark_stops_at_the_oldest_unprocessed_event_and_then_moves_past
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_consumer_claims_an_event_that_an_older_transaction_commits_after_newer_ones() {
+    let t = TestDb::new().await;
+    with_effects_table(&t).await;
+    // The older transaction takes its transaction id first and commits last.
+    let older = t.db.begin().await.expect("begin");
+    record::record_message(&older, factory::message(1, 1, "late"), Source::Gateway)
+        .await
+        .expect("record");
+    seed(&t, 2, 3).await;
+
+    let mut consumer = consume::Consumer::new(fast_retry("w"));
+    let handler = CountingHandler::default();
+    let first = consumer.next_batch(&t.db, &handler).await.expect("batch");
+    assert_eq!(first.processed, 3, "the newer events, committed");
+    older.commit().await.expect("commit");
+    // Straight away, well inside the rescan interval: the cursor must not
+    // have moved past the older transaction's event.
+    let second = consumer.next_batch(&t.db, &handler).await.expect("batch");
+    assert_eq!(second.processed, 1);
+    assert_eq!(t.scalar("SELECT count(*) FROM effects").await, 4);
+}
+
+#[tokio::test]
+async fn events_another_consumer_held_and_released_are_claimed_within_the_rescan_interval() {
+    let t = TestDb::new().await;
+    with_effects_table(&t).await;
+    seed(&t, 1, 10).await;
+    // Another consumer holds the first five, as an open batch does.
+    let holder = t.db.begin().await.expect("begin");
+    holder
+        .execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT id FROM events ORDER BY txid, id LIMIT 5 FOR UPDATE",
+        ))
+        .await
+        .expect("lock");
+
+    let mut consumer = consume::Consumer::new(fast_retry("w"));
+    let handler = CountingHandler::default();
+    let first = consumer.next_batch(&t.db, &handler).await.expect("batch");
+    assert_eq!(first.processed, 5, "the five nobody held");
+    // Its batch rolls back: the five are claimable again, behind the cursor.
+    holder.rollback().await.expect("rollback");
+    let started = std::time::Instant::now();
+    let mut processed = 0;
+    while processed < 5 {
+        assert!(
+            started.elapsed() < consume::RESCAN_INTERVAL + Duration::from_secs(2),
+            "the released events were not claimed within the rescan interval"
+        );
+        processed += consumer
+            .next_batch(&t.db, &handler)
+            .await
+            .expect("batch")
+            .processed;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(t.scalar("SELECT count(*) FROM effects").await, 10);
+}
