@@ -5,7 +5,9 @@
 //! together or not at all. Each message id is first locked with a
 //! transaction-level advisory lock, so a create racing its own delete (serenity
 //! runs handlers as concurrent tasks) is decided in one order: the later one
-//! sees the earlier one's row or tombstone.
+//! sees the earlier one's row or tombstone. The `_locked` variants are for a
+//! caller that writes a group of messages in one transaction: it takes all
+//! the group's locks in one statement first.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
@@ -79,19 +81,46 @@ pub async fn lock_message_ids(txn: &DatabaseTransaction, ids: &[i64]) -> Result<
     Ok(())
 }
 
-const INSERT_MESSAGE_AND_EVENT: &str = r#"
-WITH stored AS (
+/// Stores many messages and their `message.created` events in one statement.
+///
+/// The rows arrive as parallel arrays (one per column) and are unnested on
+/// the server: one statement and one round trip for a whole group, and the
+/// same statement text whatever the count, so its prepared plan is reused.
+/// Arrays cannot carry NULL elements through the driver, so the nullable
+/// columns travel with a stand-in: `guild_id` 0 (no snowflake is 0) and an
+/// `edited` flag beside `edited_at`. A message whose delete came first
+/// takes its tombstone's time (it is stored already deleted). The events
+/// are inserted only for the rows that were stored; the result lists those
+/// rows, so an id it does not list was already stored. The caller passes
+/// each id at most once.
+const INSERT_MESSAGES_AND_EVENTS: &str = r#"
+WITH input AS (
+  SELECT *
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[],
+                $6::bool[], $7::text[], $8::jsonb[], $9::jsonb[], $10::bool[], $11::bool[],
+                $12::timestamptz[], $13::bool[], $14::timestamptz[], $15::jsonb[],
+                $16::uuid[], $17::jsonb[])
+      AS i(id, guild_id, channel_id, author_id, author_name, author_is_bot, content, embeds,
+           attachments, is_forward, sanitized, sent_at, edited, edited_at, raw, event_id,
+           payload)
+), stored AS (
   INSERT INTO messages (id, guild_id, channel_id, author_id, author_name, author_is_bot,
                         content, embeds, attachments, is_forward, sanitized, sent_at,
                         edited_at, deleted_at, raw)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-          (SELECT deleted_at FROM message_tombstones WHERE message_id = $1), $14)
+  SELECT i.id, nullif(i.guild_id, 0), i.channel_id, i.author_id, i.author_name,
+         i.author_is_bot, i.content, i.embeds, i.attachments, i.is_forward, i.sanitized,
+         i.sent_at, CASE WHEN i.edited THEN i.edited_at END, t.deleted_at, i.raw
+    FROM input i
+    LEFT JOIN message_tombstones t ON t.message_id = i.id
+   ORDER BY i.id
   ON CONFLICT (id) DO NOTHING
   RETURNING id, deleted_at
+), created AS (
+  INSERT INTO events (id, message_id, kind, payload)
+  SELECT i.event_id, s.id, 'message.created', i.payload
+    FROM stored s JOIN input i ON i.id = s.id
 )
-INSERT INTO events (id, message_id, kind, payload)
-SELECT $15, id, 'message.created', $16 FROM stored
-RETURNING (SELECT deleted_at IS NOT NULL FROM stored) AS tombstoned
+SELECT id, deleted_at IS NOT NULL AS tombstoned FROM stored
 "#;
 
 /// Stores a message and its `message.created` event, unless the id is
@@ -103,11 +132,19 @@ pub async fn record_message(
     message: NewMessage,
     source: Source,
 ) -> Result<Recorded, OutboxError> {
-    lock_message_ids(txn, &[message.id]).await?;
-    insert_locked(txn, message, source).await
+    let recorded = record_messages(txn, vec![message], source).await?;
+    // One message in, one result out (record_messages_locked answers for
+    // every message it is given).
+    Ok(recorded
+        .into_iter()
+        .next()
+        .map_or(Recorded::Duplicate, |(_, r)| r))
 }
 
-/// Stores several messages (a backfill page) in one transaction.
+/// Stores several messages (a backfill page, a drained buffer) and their
+/// events in one transaction: one lock statement and one insert, whatever
+/// the count. Returns what happened to each message, in the order given.
+#[tracing::instrument(level = "debug", skip_all, fields(messages = messages.len()), err)]
 pub async fn record_messages(
     txn: &DatabaseTransaction,
     messages: Vec<NewMessage>,
@@ -115,75 +152,172 @@ pub async fn record_messages(
 ) -> Result<Vec<(i64, Recorded)>, OutboxError> {
     let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
     lock_message_ids(txn, &ids).await?;
-    let mut results = Vec::with_capacity(messages.len());
-    for message in messages {
-        let id = message.id;
-        results.push((id, insert_locked(txn, message, source).await?));
-    }
-    Ok(results)
+    record_messages_locked(txn, messages.into_iter().map(|m| (m, source)).collect()).await
 }
 
-async fn insert_locked(
+/// [`record_messages`] for a caller that already holds the message ids'
+/// locks ([`lock_message_ids`], taken once for a whole group of writes),
+/// each message with its own source. An id given twice is stored once; its
+/// later copies are `Duplicate`. Returns one result per message, in the
+/// order given.
+pub async fn record_messages_locked(
     txn: &DatabaseTransaction,
-    message: NewMessage,
-    source: Source,
-) -> Result<Recorded, OutboxError> {
-    let NewMessage {
-        id,
-        guild_id,
-        channel_id,
-        author_id,
-        author_name,
-        author_is_bot,
-        content,
-        mut embeds,
-        mut attachments,
-        is_forward,
-        sent_at,
-        edited_at,
-        mut raw,
-    } = message;
-    let clean_content = sanitize::text(&content);
-    let clean_author = sanitize::text(&author_name);
-    let mut sanitized = matches!(clean_content, std::borrow::Cow::Owned(_))
-        | matches!(clean_author, std::borrow::Cow::Owned(_));
-    sanitized |= sanitize::json(&mut embeds);
-    sanitized |= sanitize::json(&mut attachments);
-    sanitized |= sanitize::json(&mut raw);
-
-    let event_id = Uuid::now_v7();
-    let payload = payload::to_json(&MessageCreated::new(channel_id, source));
-    let row = txn
-        .query_one_raw(stmt(
-            INSERT_MESSAGE_AND_EVENT,
-            [
-                id.into(),
-                guild_id.into(),
-                channel_id.into(),
-                author_id.into(),
-                clean_author.into_owned().into(),
-                author_is_bot.into(),
-                clean_content.into_owned().into(),
-                embeds.into(),
-                attachments.into(),
-                is_forward.into(),
-                sanitized.into(),
-                sent_at.into(),
-                edited_at.into(),
-                raw.into(),
-                event_id.into(),
-                payload.into(),
-            ],
-        ))
+    messages: Vec<(NewMessage, Source)>,
+) -> Result<Vec<(i64, Recorded)>, OutboxError> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(messages.len());
+    let mut columns = Columns::with_capacity(messages.len());
+    // Per message in the order given: its id and, for the first copy of an
+    // id, the event id and sanitised flag it would be stored with.
+    let mut planned: Vec<(i64, Option<(Uuid, bool)>)> = Vec::with_capacity(messages.len());
+    for (message, source) in messages {
+        let id = message.id;
+        if seen.insert(id) {
+            let (event_id, sanitized) = columns.push(message, source);
+            planned.push((id, Some((event_id, sanitized))));
+        } else {
+            planned.push((id, None));
+        }
+    }
+    let rows = txn
+        .query_all_raw(stmt(INSERT_MESSAGES_AND_EVENTS, columns.into_values()))
         .await?;
-    Ok(match row {
-        Some(row) => Recorded::Stored {
-            event_id,
-            sanitized,
-            tombstoned: row.try_get_by::<bool, _>("tombstoned")?,
-        },
-        None => Recorded::Duplicate,
-    })
+    let mut tombstoned = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: i64 = row.try_get_by("id")?;
+        tombstoned.insert(id, row.try_get_by::<bool, _>("tombstoned")?);
+    }
+    Ok(planned
+        .into_iter()
+        .map(|(id, plan)| {
+            let recorded = match (plan, tombstoned.get(&id)) {
+                (Some((event_id, sanitized)), Some(&tombstoned)) => Recorded::Stored {
+                    event_id,
+                    sanitized,
+                    tombstoned,
+                },
+                _ => Recorded::Duplicate,
+            };
+            (id, recorded)
+        })
+        .collect())
+}
+
+/// The parameters of [`INSERT_MESSAGES_AND_EVENTS`], one array per column.
+#[derive(Default)]
+struct Columns {
+    id: Vec<i64>,
+    guild_id: Vec<i64>,
+    channel_id: Vec<i64>,
+    author_id: Vec<i64>,
+    author_name: Vec<String>,
+    author_is_bot: Vec<bool>,
+    content: Vec<String>,
+    embeds: Vec<Json>,
+    attachments: Vec<Json>,
+    is_forward: Vec<bool>,
+    sanitized: Vec<bool>,
+    sent_at: Vec<DateTime<Utc>>,
+    edited: Vec<bool>,
+    edited_at: Vec<DateTime<Utc>>,
+    raw: Vec<Json>,
+    event_id: Vec<Uuid>,
+    payload: Vec<Json>,
+}
+
+impl Columns {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            id: Vec::with_capacity(n),
+            guild_id: Vec::with_capacity(n),
+            channel_id: Vec::with_capacity(n),
+            author_id: Vec::with_capacity(n),
+            author_name: Vec::with_capacity(n),
+            author_is_bot: Vec::with_capacity(n),
+            content: Vec::with_capacity(n),
+            embeds: Vec::with_capacity(n),
+            attachments: Vec::with_capacity(n),
+            is_forward: Vec::with_capacity(n),
+            sanitized: Vec::with_capacity(n),
+            sent_at: Vec::with_capacity(n),
+            edited: Vec::with_capacity(n),
+            edited_at: Vec::with_capacity(n),
+            raw: Vec::with_capacity(n),
+            event_id: Vec::with_capacity(n),
+            payload: Vec::with_capacity(n),
+        }
+    }
+
+    /// Adds a message, with NUL bytes replaced; returns its new event id and
+    /// whether anything was replaced.
+    fn push(&mut self, message: NewMessage, source: Source) -> (Uuid, bool) {
+        let NewMessage {
+            id,
+            guild_id,
+            channel_id,
+            author_id,
+            author_name,
+            author_is_bot,
+            content,
+            mut embeds,
+            mut attachments,
+            is_forward,
+            sent_at,
+            edited_at,
+            mut raw,
+        } = message;
+        let clean_content = sanitize::text(&content);
+        let clean_author = sanitize::text(&author_name);
+        let mut sanitized = matches!(clean_content, std::borrow::Cow::Owned(_))
+            | matches!(clean_author, std::borrow::Cow::Owned(_));
+        sanitized |= sanitize::json(&mut embeds);
+        sanitized |= sanitize::json(&mut attachments);
+        sanitized |= sanitize::json(&mut raw);
+        let event_id = Uuid::now_v7();
+        self.id.push(id);
+        self.guild_id.push(guild_id.unwrap_or(0));
+        self.channel_id.push(channel_id);
+        self.author_id.push(author_id);
+        self.author_name.push(clean_author.into_owned());
+        self.author_is_bot.push(author_is_bot);
+        self.content.push(clean_content.into_owned());
+        self.embeds.push(embeds);
+        self.attachments.push(attachments);
+        self.is_forward.push(is_forward);
+        self.sanitized.push(sanitized);
+        self.sent_at.push(sent_at);
+        self.edited.push(edited_at.is_some());
+        self.edited_at.push(edited_at.unwrap_or(sent_at));
+        self.raw.push(raw);
+        self.event_id.push(event_id);
+        self.payload
+            .push(payload::to_json(&MessageCreated::new(channel_id, source)));
+        (event_id, sanitized)
+    }
+
+    fn into_values(self) -> [Value; 17] {
+        [
+            self.id.into(),
+            self.guild_id.into(),
+            self.channel_id.into(),
+            self.author_id.into(),
+            self.author_name.into(),
+            self.author_is_bot.into(),
+            self.content.into(),
+            self.embeds.into(),
+            self.attachments.into(),
+            self.is_forward.into(),
+            self.sanitized.into(),
+            self.sent_at.into(),
+            self.edited.into(),
+            self.edited_at.into(),
+            self.raw.into(),
+            self.event_id.into(),
+            self.payload.into(),
+        ]
+    }
 }
 
 /// An edit as received: fields Discord did not send are `None`.
@@ -236,6 +370,15 @@ pub async fn record_edit(
     edit: MessageEdit,
 ) -> Result<Edited, OutboxError> {
     lock_message_ids(txn, &[edit.id]).await?;
+    record_edit_locked(txn, edit).await
+}
+
+/// [`record_edit`] for a caller that already holds the message id's lock
+/// (a group of writes locks all its ids in one statement).
+pub async fn record_edit_locked(
+    txn: &DatabaseTransaction,
+    edit: MessageEdit,
+) -> Result<Edited, OutboxError> {
     let content = edit.content.as_deref().map(sanitize::text);
     let mut sanitized = matches!(content, Some(std::borrow::Cow::Owned(_)));
     let mut embeds = edit.embeds;
@@ -300,6 +443,15 @@ pub async fn record_delete(
     channel_id: i64,
 ) -> Result<Deleted, OutboxError> {
     lock_message_ids(txn, &[id]).await?;
+    record_delete_locked(txn, id, channel_id).await
+}
+
+/// [`record_delete`] for a caller that already holds the message id's lock.
+pub async fn record_delete_locked(
+    txn: &DatabaseTransaction,
+    id: i64,
+    channel_id: i64,
+) -> Result<Deleted, OutboxError> {
     let event_id = Uuid::now_v7();
     let payload = payload::to_json(&MessageDeleted {
         v: payload::VERSION,

@@ -346,3 +346,176 @@ async fn racing_creates_and_deletes_of_one_id_never_resurrect_it() {
         40
     );
 }
+
+#[tokio::test]
+async fn record_messages_answers_stored_duplicate_or_tombstoned_for_each_id_in_the_order_given() {
+    let t = TestDb::new().await;
+    // Stored before: 50. Deleted before its create: 51.
+    let txn = t.db.begin().await.expect("begin");
+    record::record_message(&txn, factory::message(50, 1, "old"), Source::Gateway)
+        .await
+        .expect("record");
+    assert_eq!(
+        record::record_delete(&txn, 51, 1).await.expect("delete"),
+        Deleted::Tombstoned
+    );
+    txn.commit().await.expect("commit");
+
+    let edited_at = chrono::DateTime::parse_from_rfc3339("2026-11-27T10:00:00.123456Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let mut no_guild = factory::message(53, 1, "direct\0message");
+    no_guild.guild_id = None;
+    no_guild.edited_at = Some(edited_at);
+    let page = vec![
+        factory::message(52, 1, "new"),
+        factory::message(50, 1, "old again"),
+        factory::message(51, 1, "deleted first"),
+        no_guild,
+        // The same id twice in one call: stored once.
+        factory::message(52, 1, "new, replayed"),
+    ];
+    let txn = t.db.begin().await.expect("begin");
+    let recorded = record::record_messages(&txn, page, Source::Backfill)
+        .await
+        .expect("record");
+    txn.commit().await.expect("commit");
+
+    let ids: Vec<i64> = recorded.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ids,
+        vec![52, 50, 51, 53, 52],
+        "one answer per message, in order"
+    );
+    assert!(matches!(
+        recorded[0].1,
+        Recorded::Stored {
+            tombstoned: false,
+            sanitized: false,
+            ..
+        }
+    ));
+    assert_eq!(recorded[1].1, Recorded::Duplicate);
+    assert!(matches!(
+        recorded[2].1,
+        Recorded::Stored {
+            tombstoned: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        recorded[3].1,
+        Recorded::Stored {
+            sanitized: true,
+            tombstoned: false,
+            ..
+        }
+    ));
+    assert_eq!(recorded[4].1, Recorded::Duplicate);
+
+    // Each stored message has exactly its own event, with the id returned.
+    for (id, r) in &recorded {
+        if let Recorded::Stored { event_id, .. } = r {
+            assert_eq!(
+                t.scalar(&format!(
+                    "SELECT count(*) FROM events WHERE id = '{event_id}' AND message_id = {id} \
+                     AND kind = 'message.created' AND payload->>'source' = 'backfill'"
+                ))
+                .await,
+                1
+            );
+        }
+    }
+    assert_eq!(t.scalar("SELECT count(*) FROM messages").await, 4);
+    assert_eq!(
+        t.scalar("SELECT count(*) FROM events WHERE kind = 'message.created'")
+            .await,
+        4
+    );
+    assert_eq!(
+        t.scalar("SELECT count(*) FROM messages WHERE id = 50 AND content = 'old'")
+            .await,
+        1,
+        "a duplicate changes nothing"
+    );
+    assert_eq!(
+        t.scalar("SELECT count(*) FROM messages WHERE id = 52 AND content = 'new'")
+            .await,
+        1,
+        "the first copy of an id wins"
+    );
+    assert_eq!(
+        t.scalar("SELECT count(*) FROM messages WHERE id = 51 AND deleted_at IS NOT NULL")
+            .await,
+        1
+    );
+    // The nullable columns keep their NULLs and their values exactly.
+    assert_eq!(
+        t.scalar(
+            "SELECT count(*) FROM messages WHERE id = 53 AND guild_id IS NULL AND sanitized \
+             AND edited_at = '2026-11-27T10:00:00.123456Z'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        t.scalar(
+            "SELECT count(*) FROM messages WHERE id = 52 AND guild_id = 1 AND edited_at IS NULL"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_locked_variants_apply_an_edit_and_a_delete_after_a_create_in_one_transaction() {
+    let t = TestDb::new().await;
+    let txn = t.db.begin().await.expect("begin");
+    record::lock_message_ids(&txn, &[60, 61])
+        .await
+        .expect("lock");
+    let created = record::record_messages_locked(
+        &txn,
+        vec![
+            (factory::message(60, 1, "v1"), Source::Gateway),
+            (factory::message(61, 1, "doomed"), Source::Gateway),
+        ],
+    )
+    .await
+    .expect("record");
+    assert!(created.iter().all(|(_, r)| r.event_id().is_some()));
+    let edited = record::record_edit_locked(
+        &txn,
+        MessageEdit {
+            id: 60,
+            content: Some("v2".to_owned()),
+            edited_at: None,
+            embeds: None,
+        },
+    )
+    .await
+    .expect("edit");
+    let deleted = record::record_delete_locked(&txn, 61, 1)
+        .await
+        .expect("delete");
+    txn.commit().await.expect("commit");
+    assert!(
+        matches!(edited, Edited::Updated { .. }),
+        "the edit sees the create"
+    );
+    assert!(
+        matches!(deleted, Deleted::Deleted { .. }),
+        "the delete sees the create"
+    );
+    assert_eq!(
+        t.scalar("SELECT count(*) FROM messages WHERE id = 60 AND content = 'v2'")
+            .await,
+        1
+    );
+    assert_eq!(
+        t.scalar("SELECT count(*) FROM messages WHERE id = 61 AND deleted_at IS NOT NULL")
+            .await,
+        1
+    );
+    assert_eq!(t.scalar("SELECT count(*) FROM events").await, 4);
+}
