@@ -355,7 +355,10 @@ async fn run_batch<H: Handler>(
             report.duplicates = claimed.len() - processed.len();
             processed
         }
-        None => handle_one_by_one(&txn, config, handler, &claimed, &mut report).await?,
+        None => {
+            metrics::counter!("aplus_worker_batch_fallbacks_total").increment(1);
+            handle_one_by_one(&txn, config, handler, &claimed, &mut report).await?
+        }
     };
     // Fault injection for the chaos suite: die with every effect applied but
     // nothing committed.

@@ -119,6 +119,21 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("first column of `{sql}` is not a bigint: {e}"))
     }
 
+    /// Runs one SQL statement and returns the first column of the first row as text.
+    pub async fn text(&self, sql: &str) -> String {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("query failed: {sql}: {e}"))
+            .unwrap_or_else(|| panic!("query returned no row: {sql}"));
+        row.try_get_by_index::<String>(0)
+            .unwrap_or_else(|e| panic!("first column of `{sql}` is not text: {e}"))
+    }
+
     /// Runs SQL statements for their effect.
     pub async fn exec(&self, sql: &str) {
         self.db
