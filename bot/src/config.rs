@@ -61,6 +61,11 @@ pub struct BotConfig {
     #[arg(long = "buffer", env = "BOT_BUFFER", default_value_t = 10_000)]
     pub buffer: usize,
 
+    /// Writes queued between the gateway and the writer task. When full,
+    /// gateway events wait for a slot (backpressure); nothing is dropped.
+    #[arg(long = "write-queue", env = "BOT_WRITE_QUEUE", default_value_t = 5_000)]
+    pub write_queue: usize,
+
     /// Run only this gateway shard (with `--shards`).
     #[arg(long, env = "BOT_SHARD", requires = "shards")]
     pub shard: Option<u32>,

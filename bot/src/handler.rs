@@ -5,7 +5,9 @@
 //! hears of; so an undecodable MESSAGE_CREATE is counted instead of vanishing.
 //! serenity runs each call as its own task, so nothing here depends on the
 //! order of events: the outbox decides a create racing its delete or its edit
-//! under a per-message lock.
+//! under a per-message lock. Each call converts its event to a compact write
+//! and hands it to the writer's bounded queue; when the queue is full the
+//! call waits there, holding only that write.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,6 +98,9 @@ impl Handler {
             Ok(false) => Err(Rejection::UnlistedChannel),
             Err(reason) => Err(reason),
         };
+        // Only the compact row waits for a slot in the write queue, not the
+        // gateway's message: a burst parks thousands of these calls.
+        drop(message);
         match verdict {
             Ok(row) => {
                 self.writer
@@ -127,7 +132,11 @@ impl Handler {
         if !matches!(self.watched(event.channel_id).await, Ok(true)) {
             return;
         }
-        match convert::update(&event) {
+        let update = convert::update(&event);
+        let message_id = event.id.get();
+        // As for creates: only the converted update waits for a queue slot.
+        drop(event);
+        match update {
             Ok(mut update) => {
                 if !self.keep_bot_messages && update.full.as_ref().is_some_and(|m| m.author_is_bot)
                 {
@@ -137,7 +146,7 @@ impl Handler {
             }
             Err(reason) => {
                 self.stats.rejected(reason);
-                tracing::warn!(message_id = event.id.get(), %reason, "update rejected");
+                tracing::warn!(message_id, %reason, "update rejected");
             }
         }
     }

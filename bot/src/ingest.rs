@@ -1,20 +1,21 @@
-//! One write: a transaction through the outbox, its commit, then NOTIFY.
+//! Writes: a group of them in one transaction through the outbox, its
+//! commit, then one NOTIFY.
 //!
 //! [`ingest`] is the whole path of one gateway message, for tests and tools;
-//! the service goes through [`crate::writer::Writer`], which adds the outage
-//! buffer around [`apply`].
+//! the service goes through [`crate::writer::Writer`], which groups queued
+//! writes and adds the outage buffer around [`apply`].
 
 use outbox::OutboxError;
 use outbox::payload::Source;
 use outbox::record::{self, Deleted, Edited, NewMessage, Recorded};
-use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, TransactionTrait as _};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait as _};
 use serenity::all::Message;
 use uuid::Uuid;
 
 use crate::convert::{self, Update};
 use crate::stats::Rejection;
 
-/// A write the bot makes; each is one transaction.
+/// A write the bot makes; a group of them is one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
     /// A message and its `message.created` event.
@@ -87,50 +88,143 @@ impl Applied {
     }
 }
 
-/// A committed write and how its NOTIFY went.
+/// A committed group of writes and how its NOTIFY went.
 #[derive(Debug)]
 pub struct Outcome {
-    pub applied: Applied,
+    /// What each write did, in the order given.
+    pub applied: Vec<Applied>,
     /// The NOTIFY after commit failed. The events are committed; the worker's
     /// poll finds them, so this costs latency only.
     pub notify_error: Option<OutboxError>,
 }
 
-/// Runs one write in its own transaction, commits, then NOTIFYs the events
-/// it wrote (never inside the transaction: that would serialise every
-/// commit on PostgreSQL's notify lock).
-pub async fn apply(db: &DatabaseConnection, write: &Write) -> Result<Outcome, OutboxError> {
+impl Outcome {
+    /// Ids of every event the group wrote.
+    pub fn event_ids(&self) -> Vec<Uuid> {
+        self.applied.iter().flat_map(Applied::event_ids).collect()
+    }
+}
+
+/// Every message id a group of writes touches, for its one lock statement.
+fn message_ids(writes: &[Write]) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(writes.len());
+    for write in writes {
+        match write {
+            Write::Create { message, .. } => ids.push(message.id),
+            Write::Many { messages, .. } => ids.extend(messages.iter().map(|m| m.id)),
+            Write::Edit(update) => ids.push(update.edit.id),
+            Write::Delete { id, .. } => ids.push(*id),
+        }
+    }
+    ids
+}
+
+/// Runs a group of writes in one transaction, commits, then NOTIFYs every
+/// event the group wrote in one statement, on the connection that committed
+/// when `db` is a one-connection pool (never inside the transaction: that
+/// would serialise every commit on PostgreSQL's notify lock).
+///
+/// All the group's message ids are locked first, in one statement. A run of
+/// consecutive creates is stored with one set-based insert; an edit or a
+/// delete is applied alone, after the creates before it, so the group has
+/// the effect of its writes applied one after another in order (an edit
+/// sees a create queued before it). Any failure rolls back the whole group.
+pub async fn apply(db: &DatabaseConnection, writes: &[Write]) -> Result<Outcome, OutboxError> {
     let txn = db.begin().await?;
-    let applied = match write {
-        Write::Create { message, source } => Applied::Created {
-            recorded: record::record_message(&txn, message.clone(), *source).await?,
-            source: *source,
-        },
-        Write::Many { messages, source } => Applied::Many {
-            recorded: record::record_messages(&txn, messages.clone(), *source).await?,
-            source: *source,
-        },
-        Write::Edit(update) => {
-            let edited = record::record_edit(&txn, update.edit.clone()).await?;
-            match (&edited, &update.full) {
-                (Edited::Unknown, Some(full)) => Applied::Edited(EditResult::StoredAsCreate(
-                    record::record_message(&txn, full.clone(), Source::Gateway).await?,
-                )),
-                _ => Applied::Edited(EditResult::Edit(edited)),
+    record::lock_message_ids(&txn, &message_ids(writes)).await?;
+    let mut applied = Vec::with_capacity(writes.len());
+    let mut rest = writes;
+    while let Some(first) = rest.first() {
+        match first {
+            Write::Edit(update) => {
+                applied.push(Applied::Edited(apply_edit_locked(&txn, update).await?));
+                rest = &rest[1..];
+            }
+            Write::Delete { id, channel_id } => {
+                applied.push(Applied::Deleted(
+                    record::record_delete_locked(&txn, *id, *channel_id).await?,
+                ));
+                rest = &rest[1..];
+            }
+            Write::Create { .. } | Write::Many { .. } => {
+                let creates = rest
+                    .iter()
+                    .take_while(|w| matches!(w, Write::Create { .. } | Write::Many { .. }))
+                    .count();
+                let (run, after) = rest.split_at(creates);
+                applied.extend(apply_creates_locked(&txn, run).await?);
+                rest = after;
             }
         }
-        Write::Delete { id, channel_id } => {
-            Applied::Deleted(record::record_delete(&txn, *id, *channel_id).await?)
-        }
-    };
+    }
     // Fault injection for the chaos suite: die with the transaction open.
     fail::fail_point!("bot-before-commit", |_| std::process::abort());
     txn.commit().await?;
-    let events = applied.event_ids();
-    let notify_error = outbox::notify::notify(db, &events).await.err();
-    Ok(Outcome {
+    let outcome = Outcome {
         applied,
+        notify_error: None,
+    };
+    let notify_error = outbox::notify::notify(db, &outcome.event_ids()).await.err();
+    Ok(Outcome {
         notify_error,
+        ..outcome
+    })
+}
+
+/// A run of creates inside a group's transaction, whose locks are held:
+/// one set-based insert for all their messages.
+async fn apply_creates_locked(
+    txn: &DatabaseTransaction,
+    run: &[Write],
+) -> Result<Vec<Applied>, OutboxError> {
+    let mut rows: Vec<(NewMessage, Source)> = Vec::with_capacity(run.len());
+    for write in run {
+        match write {
+            Write::Create { message, source } => rows.push((message.clone(), *source)),
+            Write::Many { messages, source } => {
+                rows.extend(messages.iter().map(|m| (m.clone(), *source)))
+            }
+            Write::Edit(_) | Write::Delete { .. } => {}
+        }
+    }
+    // One result per message given, in order.
+    let mut recorded = record::record_messages_locked(txn, rows).await?.into_iter();
+    let mut applied = Vec::with_capacity(run.len());
+    for write in run {
+        match write {
+            Write::Create { source, .. } => applied.push(Applied::Created {
+                recorded: recorded.next().map_or(Recorded::Duplicate, |(_, r)| r),
+                source: *source,
+            }),
+            Write::Many { messages, source } => applied.push(Applied::Many {
+                recorded: recorded.by_ref().take(messages.len()).collect(),
+                source: *source,
+            }),
+            Write::Edit(_) | Write::Delete { .. } => {}
+        }
+    }
+    Ok(applied)
+}
+
+/// An edit inside a group's transaction, whose lock is held; a full update
+/// of an unknown message is stored as its create.
+async fn apply_edit_locked(
+    txn: &DatabaseTransaction,
+    update: &Update,
+) -> Result<EditResult, OutboxError> {
+    let edited = record::record_edit_locked(txn, update.edit.clone()).await?;
+    Ok(match (&edited, &update.full) {
+        (Edited::Unknown, Some(full)) => {
+            let recorded =
+                record::record_messages_locked(txn, vec![(full.clone(), Source::Gateway)]).await?;
+            EditResult::StoredAsCreate(
+                recorded
+                    .into_iter()
+                    .next()
+                    .map_or(Recorded::Duplicate, |(_, r)| r),
+            )
+        }
+        _ => EditResult::Edit(edited),
     })
 }
 
@@ -175,14 +269,14 @@ pub async fn ingest(
         .map_err(IngestError::Rejected)?;
     let outcome = apply(
         db,
-        &Write::Create {
+        &[Write::Create {
             message: row,
             source,
-        },
+        }],
     )
     .await?;
-    Ok(match outcome.applied {
-        Applied::Created {
+    Ok(match outcome.applied.first() {
+        Some(&Applied::Created {
             recorded:
                 Recorded::Stored {
                     event_id,
@@ -190,7 +284,7 @@ pub async fn ingest(
                     tombstoned,
                 },
             ..
-        } => Ingested::Stored {
+        }) => Ingested::Stored {
             event_id,
             sanitized,
             tombstoned,

@@ -5,9 +5,10 @@
 //! A serenity client ([`gateway`]) hands every dispatch to the [`handler`],
 //! which filters by channel ([`channels`]: an allowlist plus the threads under
 //! it), converts the message ([`convert`]) and writes it through the
-//! [`writer`]: one transaction per message (row and `message.created` event
-//! together, via the `outbox` crate), commit, then NOTIFY. Edits and deletes
-//! become events the same way. While PostgreSQL is unreachable the writer
+//! [`writer`]: a bounded queue in front of one writer task, which commits
+//! what is queued as one transaction (each row with its `message.created`
+//! event, via the `outbox` crate), then NOTIFYs. Edits and deletes become
+//! events the same way. While PostgreSQL is unreachable the writer
 //! holds writes in a bounded [`buffer`] and retries; on every READY and
 //! RESUMED, and after every outage, the [`backfill`] pages Discord's history
 //! from the last stored id of each channel through the bot's own [`rest`]

@@ -102,6 +102,10 @@ impl Bot {
             PoolSettings::new("aplus-bot", config.database.database_max_connections.max(2));
         settings.acquire_timeout = Duration::from_secs(3);
         let db = connect(&config.database, &settings).map_err(BotError::DatabaseUrl)?;
+        // The writer task's own connection (see `Writer::new`).
+        let mut write_settings = PoolSettings::new("aplus-bot-writer", 1);
+        write_settings.acquire_timeout = settings.acquire_timeout;
+        let write_db = connect(&config.database, &write_settings).map_err(BotError::DatabaseUrl)?;
         let tasks_stop = CancellationToken::new();
         let rest = Rest::new(
             &config.api_base(),
@@ -117,7 +121,9 @@ impl Bot {
         ));
         let writer = Arc::new(Writer::new(
             db.clone(),
+            write_db,
             config.buffer,
+            config.write_queue,
             config.retry_max,
             Arc::clone(&stats),
         ));
@@ -195,11 +201,16 @@ impl Bot {
             channels = ?config.channels,
             keep_bot_messages = config.keep_bot_messages,
             buffer = config.buffer,
+            write_queue = config.write_queue,
             shards = ?shards,
             database = %config.database.redacted_url(),
             "bot starting"
         );
 
+        // The writer task stops on its own token, after the gateway and the
+        // handler calls, so that it writes what they queued.
+        let writer_stop = CancellationToken::new();
+        let mut write_loop = tokio::spawn(Arc::clone(&writer).write_loop(writer_stop.clone()));
         let tasks = TaskTracker::new();
         tasks.spawn(Arc::clone(&writer).drain_loop(tasks_stop.clone()));
         tasks.spawn(recovery_loop(
@@ -228,6 +239,7 @@ impl Bot {
         // to a simulator that is still starting (a process manager starts
         // both at once).
         if simulator && !wait_for_api(&rest, &shutdown).await {
+            writer_stop.cancel();
             tasks_stop.cancel();
             http_stop.cancel();
             return Ok(());
@@ -236,6 +248,7 @@ impl Bot {
             match gateway::client(&config.discord_token, &api_base, simulator, handler).await {
                 Ok(client) => client,
                 Err(error) => {
+                    writer_stop.cancel();
                     tasks_stop.cancel();
                     http_stop.cancel();
                     return Err(error);
@@ -283,14 +296,27 @@ impl Bot {
             tracing::error!(error = %error_chain(error), "gateway stopped");
         }
 
-        // In-flight handler calls finish their writes, then the buffer gets
-        // a last chance, then the background tasks stop.
+        // In-flight handler calls queue their writes (the writer task keeps
+        // taking them, so a full queue frees up), the writer task writes
+        // what is queued (or buffers it during an outage), then the buffer
+        // gets a last chance, then the background tasks stop.
         in_flight.close();
         if tokio::time::timeout(config.shutdown_timeout, in_flight.wait())
             .await
             .is_err()
         {
             tracing::warn!("in-flight writes did not finish in time");
+        }
+        writer_stop.cancel();
+        if tokio::time::timeout(config.shutdown_timeout, &mut write_loop)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = writer.queued(),
+                "queued writes were not all written in time; their messages are backfilled at the next start"
+            );
+            write_loop.abort();
         }
         tasks_stop.cancel();
         backfiller.stopped(config.shutdown_timeout).await;
@@ -304,6 +330,9 @@ impl Bot {
             duplicates = s.duplicates(),
             rejected = s.rejected(),
             buffer_overflow = s.buffer_overflow,
+            refused_at_shutdown = s.write_queue_closed,
+            left_queued = writer.queued(),
+            left_buffered = writer.buffered(),
             "bot stopped"
         );
         result

@@ -100,6 +100,9 @@ pub struct Stats {
     notify_failures: AtomicU64,
     buffer_overflow: AtomicU64,
     buffer_high_water: AtomicU64,
+    outages: AtomicU64,
+    write_groups: AtomicU64,
+    write_queue_closed: AtomicU64,
     refetched: AtomicU64,
     refetch_overflow: AtomicU64,
     history_edits: AtomicU64,
@@ -153,6 +156,12 @@ pub struct StatsSnapshot {
     pub buffer_overflow: u64,
     /// The deepest the outage buffer has been.
     pub buffer_high_water: u64,
+    /// Database outages begun (a write failed for a reason that may pass).
+    pub outages: u64,
+    /// Groups of queued writes taken by the writer task, each one transaction.
+    pub write_groups: u64,
+    /// Writes refused because the write queue had closed for shutdown.
+    pub write_queue_closed: u64,
     /// Messages read back from history because their edit or delete was
     /// dropped from the full outage buffer.
     pub refetched: u64,
@@ -301,6 +310,29 @@ impl Stats {
         metrics::gauge!("aplus_bot_buffer_depth").set(depth as f64);
     }
 
+    /// A database outage began.
+    pub fn outage_began(&self) {
+        bump(&self.outages, 1);
+        metrics::counter!("aplus_bot_database_outages_total").increment(1);
+    }
+
+    /// The write queue now holds `depth` writes.
+    pub fn write_queue_depth(&self, depth: usize) {
+        metrics::gauge!("aplus_bot_write_queue_depth").set(depth as f64);
+    }
+
+    /// The writer task took a group of `size` writes (one transaction).
+    pub fn write_group(&self, size: usize) {
+        bump(&self.write_groups, 1);
+        metrics::histogram!("aplus_bot_write_group_size").record(size as f64);
+    }
+
+    /// A write arrived after the write queue closed for shutdown.
+    pub fn write_queue_closed(&self) {
+        bump(&self.write_queue_closed, 1);
+        metrics::counter!("aplus_bot_write_queue_closed_total").increment(1);
+    }
+
     /// Messages whose dropped edit or delete waits to be read back.
     pub fn refetch_pending(&self, pending: usize) {
         metrics::gauge!("aplus_bot_refetch_pending").set(pending as f64);
@@ -405,6 +437,9 @@ impl Stats {
             notify_failures: get(&self.notify_failures),
             buffer_overflow: get(&self.buffer_overflow),
             buffer_high_water: get(&self.buffer_high_water),
+            outages: get(&self.outages),
+            write_groups: get(&self.write_groups),
+            write_queue_closed: get(&self.write_queue_closed),
             refetched: get(&self.refetched),
             refetch_overflow: get(&self.refetch_overflow),
             history_edits: get(&self.history_edits),

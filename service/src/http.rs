@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +32,13 @@ pub fn metrics_handle() -> PrometheusHandle {
                 ])
                 // The bucket list is a non-empty constant, the one case in which
                 // `set_buckets` fails.
+                .expect("bucket list is not empty")
+                // The bot's group sizes are counts of writes, not seconds.
+                .set_buckets_for_metric(
+                    Matcher::Full("aplus_bot_write_group_size".to_owned()),
+                    &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0],
+                )
+                // As above: a non-empty constant.
                 .expect("bucket list is not empty");
             match builder.install_recorder() {
                 Ok(handle) => handle,
