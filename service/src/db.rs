@@ -92,13 +92,20 @@ pub fn lazy_pool(
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
-                if needs_ping(meta.idle_for) {
-                    use sea_orm::sqlx::Connection as _;
-                    // An error closes the connection (without a goodbye on a
-                    // socket that may be dead) and the pool tries another.
-                    conn.ping().await?;
+                if !needs_ping(meta.idle_for) {
+                    return Ok(true);
                 }
-                Ok(true)
+                use sea_orm::sqlx::Connection as _;
+                match conn.ping().await {
+                    Ok(()) => Ok(true),
+                    // Expected after a server restart or an ended session,
+                    // so not a warning: the pool closes this connection and
+                    // hands out another or opens a new one.
+                    Err(error) => {
+                        tracing::info!(%error, idle_ms = meta.idle_for.as_millis() as u64, "a pooled connection died while idle; replacing it");
+                        Ok(false)
+                    }
+                }
             })
         })
         .connect_lazy_with(options))
