@@ -6,6 +6,7 @@
 //! duplicated or unexpected.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
 
 /// One message the simulator emitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,11 @@ pub struct EmittedMessage {
     /// MESSAGE_CREATE frames of this id written to sockets, replays included. A frame written
     /// just before a connection died counts although the client may never have read it.
     pub writes: u32,
+    /// Wall-clock time of its first MESSAGE_CREATE dispatch, taken just before the frame was
+    /// queued for the session(s); `None` when it never went to a session. Wall-clock rather than
+    /// monotonic, so that a load run can subtract it from PostgreSQL's commit timestamps (same
+    /// host, same clock).
+    pub dispatched_at: Option<SystemTime>,
 }
 
 impl EmittedMessage {
@@ -174,6 +180,7 @@ mod tests {
             edits: 0,
             dispatches: 1,
             writes: 1,
+            dispatched_at: None,
         }
     }
 

@@ -392,6 +392,24 @@ impl Sim {
         self.shared.with(|s| s.insert_message(&message, true))
     }
 
+    /// Posts several messages live in one step: one lock and one wake-up of waiters for all of
+    /// them, so a load run can put thousands on the gateway at once. Returns their ids in
+    /// order; stops at the first message that cannot be posted (those before it stay posted).
+    ///
+    /// # Errors
+    /// [`SimError::UnknownChannel`], [`SimError::DuplicateId`].
+    pub fn post_many(
+        &self,
+        messages: impl IntoIterator<Item = NewMessage>,
+    ) -> Result<Vec<u64>, SimError> {
+        self.shared.with(|s| {
+            messages
+                .into_iter()
+                .map(|message| s.insert_message(&message, true))
+                .collect()
+        })
+    }
+
     /// Stores a message in history only, as if posted while the bot was away.
     ///
     /// # Errors
@@ -536,6 +554,19 @@ impl Sim {
     #[must_use]
     pub fn ground_truth(&self) -> GroundTruth {
         self.shared.read(State::ground_truth)
+    }
+
+    /// When each of `ids` was first dispatched (see [`crate::EmittedMessage::dispatched_at`]),
+    /// in the order given; `None` for unknown or never-dispatched ids. Cheaper than
+    /// [`Sim::ground_truth`] when only a load run's own messages matter.
+    #[must_use]
+    pub fn dispatch_times(&self, ids: &[u64]) -> Vec<Option<std::time::SystemTime>> {
+        self.shared.read(|s| {
+            let truth = s.truth();
+            ids.iter()
+                .map(|id| truth.get(*id).and_then(|m| m.dispatched_at))
+                .collect()
+        })
     }
 
     /// How many MESSAGE_CREATE dispatches a message had (see

@@ -7,7 +7,7 @@
 //! between. The lock is never held across an `.await`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
@@ -346,6 +346,7 @@ impl State {
             edits: 0,
             dispatches: 0,
             writes: 0,
+            dispatched_at: None,
         });
         if live {
             self.dispatch_message_event(MESSAGE_CREATE, id, &rest, None);
@@ -453,6 +454,7 @@ impl State {
                 edits: 0,
                 dispatches: 0,
                 writes: 0,
+                dispatched_at: None,
             });
         }
         let sent = self.dispatch(event, d, Route::Explicit(target), &Gate::Always, message_id);
@@ -487,11 +489,17 @@ impl State {
         };
         let route = target.map_or(Route::Natural(guild_id), Route::Explicit);
         let counted = (event == MESSAGE_CREATE).then_some(id);
+        // Taken before the frame is built and queued, so a latency measured from it includes
+        // everything the gateway does with the message.
+        let at = SystemTime::now();
         let sent = self.dispatch(event, &d, route, &gate, counted);
         if event == MESSAGE_CREATE
             && let Some(record) = self.truth.get_mut(id)
         {
             record.dispatches += sent;
+            if sent > 0 && record.dispatched_at.is_none() {
+                record.dispatched_at = Some(at);
+            }
         }
         sent
     }
@@ -593,6 +601,10 @@ impl State {
 
     pub fn ground_truth(&self) -> GroundTruth {
         self.truth.clone()
+    }
+
+    pub fn truth(&self) -> &GroundTruth {
+        &self.truth
     }
 
     pub fn note_frame_written(&mut self, message_id: Option<u64>) {

@@ -48,6 +48,9 @@ pub struct Cluster {
     /// `fsync=off` for throwaway test clusters; commits stay synchronous, so
     /// a server crash (not an OS crash) loses nothing committed.
     fast: bool,
+    /// Server settings passed as `-c name=value` at every start, after the
+    /// defaults (so they win).
+    settings: Vec<(String, String)>,
 }
 
 /// The project's data folder: `APLUS_DATA_DIR`, or `.data` at the workspace root.
@@ -115,7 +118,17 @@ impl Cluster {
             bin_dir,
             run_as: running_as_root().then(|| "postgres".to_owned()),
             fast: false,
+            settings: Vec::new(),
         })
+    }
+
+    /// Adds a server setting for every start (`shared_preload_libraries`,
+    /// `track_commit_timestamp`, ...). Names and values come from the
+    /// caller's code, never from input: `pg_ctl` passes them through a shell,
+    /// quoted here with single quotes.
+    pub fn with_setting(mut self, name: &str, value: &str) -> Self {
+        self.settings.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// Trades durability against an OS crash for speed (`fsync=off`).
@@ -226,6 +239,9 @@ impl Cluster {
         if self.fast {
             options.push_str(" -c fsync=off -c full_page_writes=off");
         }
+        for (name, value) in &self.settings {
+            options.push_str(&format!(" -c {name}='{value}'"));
+        }
         let mut start = self.command("pg_ctl");
         start
             .arg("start")
@@ -323,14 +339,37 @@ pub struct TempCluster {
 impl TempCluster {
     /// Creates and starts a new cluster on a free port.
     pub fn start() -> Result<Self, ClusterError> {
+        Self::start_with(&[])
+    }
+
+    /// Creates and starts a new cluster on a free port with these server
+    /// settings on top of the defaults (see [`Cluster::with_setting`]).
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<Self, ClusterError> {
         let dir =
             data_root()
                 .join("tmp")
                 .join(format!("pg-{}-{}", std::process::id(), unique_suffix()));
         let port = free_port().map_err(|e| err(format!("finding a free port: {e}")))?;
-        let cluster = Cluster::new(dir, port)?;
-        cluster.ensure_running()?;
-        Ok(Self { cluster })
+        let mut cluster = Cluster::new(dir, port)?;
+        for (name, value) in settings {
+            cluster = cluster.with_setting(name, value);
+        }
+        // Owned before it runs, so a failed start still removes the directory.
+        let temp = Self { cluster };
+        temp.cluster.ensure_running()?;
+        Ok(temp)
+    }
+
+    /// Process id of the postmaster (the first line of `postmaster.pid`),
+    /// while the server runs.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.cluster.data_dir.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 

@@ -5,9 +5,11 @@
 //!   supervisord (with the Discord simulator when no `DISCORD_TOKEN` is set).
 //! - `down`: stop what `up` started.
 //! - `test`: the same database bootstrap, then every test of the workspace.
-//! - `bench`: the benchmarks, each printing its figures and its baseline.
+//! - `bench`: the benchmarks, each printing its figures and its baseline;
+//!   `bench e2e` runs the real services end to end (see `loadbench`).
 //! - `chaos`: the services under faults, checked against ground truth.
 
+mod bench_e2e;
 mod env;
 mod postgres;
 mod run;
@@ -35,12 +37,9 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks (long; not part of `test`).
-    Bench {
-        /// Messages loaded for the view and reconciler benchmark.
-        #[arg(long, default_value = "100000,1000000,10000000")]
-        sizes: String,
-    },
+    /// Run the benchmarks (long; not part of `test`). Without a subcommand:
+    /// the parser and the views, as `bench views`.
+    Bench(BenchArgs),
     /// Run the chaos suite (about a minute per scenario; `-- --help` for its flags).
     Chaos {
         /// Arguments for the chaos runner, e.g. `--scenario f03 --duration 30s`.
@@ -49,13 +48,44 @@ enum Task {
     },
 }
 
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BenchArgs {
+    #[command(subcommand)]
+    what: Option<BenchWhat>,
+    /// Messages loaded for the view and reconciler benchmark.
+    #[arg(long, default_value = SIZES)]
+    sizes: String,
+}
+
+/// Sizes of the view and reconciler benchmark.
+const SIZES: &str = "100000,1000000,10000000";
+
+#[derive(Debug, Subcommand)]
+enum BenchWhat {
+    /// Parser throughput, then the views and a reconciler pass by size.
+    Views {
+        /// Messages loaded for the view and reconciler benchmark.
+        #[arg(long, default_value = SIZES)]
+        sizes: String,
+    },
+    /// The real bot and worker end to end (burst, paced loads, worker
+    /// drain) beside pgbench yardsticks on a private PostgreSQL; about 12
+    /// minutes, `--quick` about 4.
+    E2e(bench_e2e::E2eArgs),
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match cli.task {
         Task::Up(args) => supervise::up(args),
         Task::Down => supervise::down(),
         Task::Test { args } => test(args),
-        Task::Bench { sizes } => bench(&sizes),
+        Task::Bench(args) => match args.what {
+            None => bench(&args.sizes),
+            Some(BenchWhat::Views { sizes }) => bench(&sizes),
+            Some(BenchWhat::E2e(e2e)) => bench_e2e::run(e2e),
+        },
         Task::Chaos { args } => chaos(args),
     };
     match result {

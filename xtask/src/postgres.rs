@@ -66,7 +66,7 @@ pub fn stop_pipeline_cluster() -> Result<()> {
 }
 
 /// Installs Debian's `postgresql` package when no server binaries are found.
-fn ensure_server_binaries() -> Result<()> {
+pub fn ensure_server_binaries() -> Result<()> {
     if cluster::find_bin_dir().is_some() {
         return Ok(());
     }
@@ -76,25 +76,46 @@ fn ensure_server_binaries() -> Result<()> {
              automatically here. Install PostgreSQL 15 or newer, or set DATABASE_URL."
         );
     }
-    println!("xtask: installing the PostgreSQL server (apt-get install postgresql)");
+    apt_install("postgresql")?;
+    if cluster::find_bin_dir().is_none() {
+        bail!("postgresql was installed but initdb is still not found");
+    }
+    Ok(())
+}
+
+/// Where `cargo xtask bench e2e` expects pgbench.
+pub const PGBENCH: &str = "/usr/bin/pgbench";
+
+/// Installs Debian's `postgresql-client` (which ships pgbench) when
+/// `/usr/bin/pgbench` is missing.
+pub fn ensure_pgbench() -> Result<()> {
+    if std::path::Path::new(PGBENCH).is_file() {
+        return Ok(());
+    }
+    if !(run::is_root() && run::on_path("apt-get")) {
+        bail!(
+            "no pgbench at {PGBENCH}, and it cannot be installed automatically here. \
+             Install the PostgreSQL client (Debian: apt-get install postgresql-client)."
+        );
+    }
+    apt_install("postgresql-client")?;
+    if !std::path::Path::new(PGBENCH).is_file() {
+        bail!("postgresql-client was installed but {PGBENCH} is still missing");
+    }
+    Ok(())
+}
+
+/// `apt-get update` and `apt-get install` of one Debian package.
+fn apt_install(package: &str) -> Result<()> {
+    println!("xtask: installing {package} (apt-get install {package})");
     let mut update = Command::new("apt-get");
     update.args(["update", "-qq"]);
     run::status(update, "apt-get update")?;
     let mut install = Command::new("apt-get");
     install
-        .args([
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "postgresql",
-        ])
+        .args(["install", "-y", "-qq", "--no-install-recommends", package])
         .env("DEBIAN_FRONTEND", "noninteractive");
-    run::status(install, "apt-get install postgresql")?;
-    if cluster::find_bin_dir().is_none() {
-        bail!("postgresql was installed but initdb is still not found");
-    }
-    Ok(())
+    run::status(install, &format!("apt-get install {package}"))
 }
 
 fn psql() -> Option<std::path::PathBuf> {
