@@ -129,9 +129,12 @@ impl BatchReport {
     }
 }
 
-// The watermark comes from a stable function rather than a sub-select: the
-// planner then walks `events_txid` from it and probes the inbox per event,
-// instead of hashing the whole inbox (see migration m20261127_000006). The
+// The watermark comes from a stable function rather than a sub-select, so
+// the planner walks `events_txid` from it (see migration m20261127_000006).
+// The inbox is probed per event through a scalar sub-select, which the
+// planner cannot turn into a join: as `NOT EXISTS` it may hash the whole
+// inbox instead, and does so whenever its statistics are stale (a table
+// that grew fast since the last ANALYZE, as in a drained backlog). The
 // cursor ($2, $3) starts the walk where this consumer's last claim ended;
 // `('0', nil)` means "from the watermark". The snapshot's xmin tells the
 // consumer how far its cursor may move (see `Consumer`).
@@ -143,7 +146,7 @@ SELECT e.id, e.message_id, e.kind, e.payload, e.created_at, 0 AS attempts,
 FROM events e
 WHERE e.txid >= outbox_processed_through()
   AND (e.txid, e.id) > ($2::text::xid8, $3::uuid)
-  AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.event_id = e.id)
+  AND (SELECT true FROM inbox i WHERE i.event_id = e.id) IS NULL
 ORDER BY e.txid, e.id
 LIMIT $1
 FOR UPDATE OF e SKIP LOCKED
@@ -160,10 +163,19 @@ LIMIT $1
 FOR UPDATE OF i SKIP LOCKED
 "#;
 
-/// The inbox rows of a whole batch in one statement: new events get a
-/// `processed` row, due retries have theirs updated. An event another
-/// consumer completed between our scan and our lock (its inbox row exists,
-/// or is no longer `failed`) is not returned and is handled by nobody here.
+/// The inbox rows of a whole batch of new events in one statement. An event
+/// another consumer completed between our scan and our lock (its inbox row
+/// exists) is not returned and is handled by nobody here.
+const MARK_ALL_NEW_PROCESSED: &str = r#"
+INSERT INTO inbox (event_id, status, attempts, processed_at, worker)
+SELECT id, 'processed', 1, now(), $2 FROM unnest($1::uuid[]) AS id
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
+"#;
+
+/// [`MARK_ALL_NEW_PROCESSED`] when the batch also holds due retries, whose
+/// rows are updated (unless no longer `failed`). Kept apart so the common
+/// batch does not plan an UPDATE of the inbox at all.
 const MARK_PROCESSED: &str = r#"
 WITH new AS (
   INSERT INTO inbox (event_id, status, attempts, processed_at, worker)
@@ -415,15 +427,24 @@ async fn handle_together<'c, H: Handler>(
             .collect()
     };
     let savepoint = txn.begin().await?;
-    let marked: std::collections::HashSet<Uuid> = savepoint
-        .query_all_raw(stmt(
+    let due = ids(Claim::Due);
+    let mark = if due.is_empty() {
+        stmt(
+            MARK_ALL_NEW_PROCESSED,
+            [ids(Claim::New).into(), config.worker.clone().into()],
+        )
+    } else {
+        stmt(
             MARK_PROCESSED,
             [
                 ids(Claim::New).into(),
-                ids(Claim::Due).into(),
+                due.into(),
                 config.worker.clone().into(),
             ],
-        ))
+        )
+    };
+    let marked: std::collections::HashSet<Uuid> = savepoint
+        .query_all_raw(mark)
         .await?
         .iter()
         .map(|row| row.try_get_by::<Uuid, _>("event_id"))

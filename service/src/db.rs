@@ -27,6 +27,15 @@ pub struct PoolSettings {
     /// transaction (a paused or wedged process) is ended by the server, which
     /// releases its row locks. This is the worker's lease.
     pub idle_in_transaction_timeout: Option<Duration>,
+    /// `plan_cache_mode = force_custom_plan`: every execution of a prepared
+    /// statement is planned for the tables as they are now. A pooled
+    /// connection lives for minutes and caches a generic plan after five
+    /// executions; one made while a table was nearly empty (a fresh
+    /// database, a backlog that just started draining) goes on scanning the
+    /// whole table once it has grown: the worker's drain ran four times
+    /// slower with the inbox seq-scanned per claimed event. Planning the
+    /// pipeline's short statements costs tens of microseconds.
+    pub custom_plans: bool,
 }
 
 impl PoolSettings {
@@ -38,6 +47,7 @@ impl PoolSettings {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Some(Duration::from_secs(30)),
             idle_in_transaction_timeout: Some(Duration::from_secs(30)),
+            custom_plans: true,
         }
     }
 }
@@ -61,6 +71,9 @@ pub fn connect_options(
             "idle_in_transaction_session_timeout",
             timeout.as_millis().to_string(),
         ));
+    }
+    if settings.custom_plans {
+        session.push(("plan_cache_mode", "force_custom_plan".to_owned()));
     }
     if !session.is_empty() {
         options = options.options(session);

@@ -94,10 +94,11 @@ pub struct Current {
 pub async fn read(txn: &DatabaseTransaction, ids: &[i64]) -> Result<Vec<Current>, DbErr> {
     let rows = txn
         .query_all_raw(stmt(
+            // A scalar sub-select, not a join: with stale statistics (a
+            // table that grew fast) the planner would hash all the parses.
             r#"SELECT m.id, m.content, m.embeds, m.sent_at, m.deleted_at IS NOT NULL AS deleted,
-                      p.trading_day
+                      (SELECT p.trading_day FROM message_parses p WHERE p.message_id = m.id)
                FROM messages m
-               LEFT JOIN message_parses p ON p.message_id = m.id
                WHERE m.id = ANY($1)"#,
             [ids.to_vec().into()],
         ))
