@@ -26,7 +26,8 @@ pub struct EffectCounts {
     /// Effects committed without their event's processed inbox row in the
     /// same transaction.
     pub without_inbox: i64,
-    /// Processed `message.created` events with no recorded effect.
+    /// Processed `message.created` events with no recorded effect, neither
+    /// their own nor their message's in the same transaction.
     pub processed_without_effect: i64,
     /// Stored messages without a parse row.
     pub messages_without_parse: i64,
@@ -44,7 +45,10 @@ SELECT
   (SELECT count(*) FROM chaos_effects WHERE NOT inbox_processed) AS without_inbox,
   (SELECT count(*) FROM inbox i JOIN events e ON e.id = i.event_id
     WHERE i.status = 'processed' AND e.kind = 'message.created'
-      AND NOT EXISTS (SELECT 1 FROM chaos_effects c WHERE c.event_id = i.event_id))
+      AND NOT EXISTS (SELECT 1 FROM chaos_effects c WHERE c.event_id = i.event_id)
+      -- or the batch's one effect for its message, under a later event of it
+      AND NOT EXISTS (SELECT 1 FROM chaos_effects c
+                      WHERE c.message_id = e.message_id AND c.xid = i.xmin))
     AS processed_without_effect,
   (SELECT count(*) FROM messages m
     WHERE NOT EXISTS (SELECT 1 FROM message_parses p WHERE p.message_id = m.id))
