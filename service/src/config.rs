@@ -19,6 +19,62 @@ pub struct DatabaseArgs {
     /// Largest number of pooled connections.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
     pub database_max_connections: u32,
+
+    /// How the server finds out that this host is gone.
+    #[command(flatten)]
+    pub keepalive: KeepaliveArgs,
+}
+
+/// How soon the server ends a session whose client host died or whose link
+/// was cut, set per session (see `service::db::connect_options`).
+///
+/// Without these, a dead host's sessions stay on the server until the
+/// kernel's default keepalive gives up, about two hours later; a dead LISTEN
+/// session holds back every notification for that long. With the defaults,
+/// a silent peer is found out within 25 s, whether its session is idle (the
+/// keepalive probes go unanswered) or the server is sending to it (the data
+/// stays unacknowledged for `tcp_user_timeout`). A zero leaves the operating
+/// system's default.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct KeepaliveArgs {
+    /// Silence after which the server starts probing a session (`tcp_keepalives_idle`).
+    #[arg(long = "database-keepalives-idle", env = "DATABASE_KEEPALIVES_IDLE", default_value = "10s", value_parser = parse_duration)]
+    pub idle: Duration,
+
+    /// Time between unanswered probes (`tcp_keepalives_interval`).
+    #[arg(long = "database-keepalives-interval", env = "DATABASE_KEEPALIVES_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Unanswered probes after which the session ends (`tcp_keepalives_count`).
+    #[arg(
+        long = "database-keepalives-count",
+        env = "DATABASE_KEEPALIVES_COUNT",
+        default_value_t = 3
+    )]
+    pub count: u32,
+
+    /// How long data the server sent may stay unacknowledged, and (on Linux)
+    /// the longest silence a probed session survives (`tcp_user_timeout`).
+    #[arg(long = "database-tcp-user-timeout", env = "DATABASE_TCP_USER_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
+    pub user_timeout: Duration,
+
+    /// How often a running statement checks that its client is still there
+    /// (`client_connection_check_interval`), so a dead client's long
+    /// statement stops instead of running to its timeout.
+    #[arg(long = "database-connection-check-interval", env = "DATABASE_CONNECTION_CHECK_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub connection_check_interval: Duration,
+}
+
+impl Default for KeepaliveArgs {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(10),
+            interval: Duration::from_secs(5),
+            count: 3,
+            user_timeout: Duration::from_secs(25),
+            connection_check_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 impl DatabaseArgs {
@@ -27,6 +83,7 @@ impl DatabaseArgs {
         Self {
             database_url: SecretString::from(url.into()),
             database_max_connections: 8,
+            keepalive: KeepaliveArgs::default(),
         }
     }
 
@@ -116,6 +173,31 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 fortnights").is_err());
+    }
+
+    #[test]
+    fn the_keepalive_flags_default_to_what_default_says() {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            database: DatabaseArgs,
+        }
+        use clap::Parser as _;
+        let cli =
+            Cli::try_parse_from(["test", "--database-url", "postgres://db/aplus"]).expect("parses");
+        assert_eq!(cli.database.keepalive, KeepaliveArgs::default());
+        let cli = Cli::try_parse_from([
+            "test",
+            "--database-url",
+            "postgres://db/aplus",
+            "--database-keepalives-idle",
+            "1s",
+            "--database-tcp-user-timeout",
+            "0",
+        ])
+        .expect("parses");
+        assert_eq!(cli.database.keepalive.idle, Duration::from_secs(1));
+        assert_eq!(cli.database.keepalive.user_timeout, Duration::ZERO);
     }
 
     #[test]

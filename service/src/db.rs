@@ -10,7 +10,7 @@ use sea_orm::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use secrecy::ExposeSecret;
 
-use crate::config::DatabaseArgs;
+use crate::config::{DatabaseArgs, KeepaliveArgs};
 
 /// Session settings of one pool.
 #[derive(Debug, Clone)]
@@ -75,6 +75,7 @@ pub fn connect_options(
     if settings.custom_plans {
         session.push(("plan_cache_mode", "force_custom_plan".to_owned()));
     }
+    session.extend(keepalive_settings(&args.keepalive));
     if !session.is_empty() {
         options = options.options(session);
     }
@@ -82,6 +83,49 @@ pub fn connect_options(
     // would flood the output at the pipeline's rates.
     use sea_orm::sqlx::ConnectOptions as _;
     Ok(options.disable_statement_logging())
+}
+
+/// The session settings that make the server notice a dead peer.
+///
+/// They are server settings, sent with every connection: sqlx's
+/// `PgConnectOptions` has no way to set socket options on the client's side
+/// (no keepalive, no `TCP_USER_TIMEOUT`), so the client host's death is
+/// noticed by the server, and a client notices a dead server by other means
+/// (the listener's heartbeat, the pool's ping of an idle connection).
+/// Keepalive probes cover a session that is idle; `tcp_user_timeout` covers
+/// one where the server is sending (a LISTEN session being handed
+/// notifications, a result being returned), which keepalive never probes
+/// while data is unacknowledged, and on Linux it also caps how long a probed
+/// session survives. A zero leaves the system's default. All are user
+/// settings (PostgreSQL 14 or newer for `client_connection_check_interval`),
+/// and the TCP ones are ignored on a Unix socket.
+pub fn keepalive_settings(keepalive: &KeepaliveArgs) -> Vec<(&'static str, String)> {
+    // The keepalive settings count whole seconds; round up, so that 500ms
+    // does not become 0 (the system's default).
+    let seconds = |d: Duration| d.as_millis().div_ceil(1000).to_string();
+    let mut settings = Vec::new();
+    if !keepalive.idle.is_zero() {
+        settings.push(("tcp_keepalives_idle", seconds(keepalive.idle)));
+    }
+    if !keepalive.interval.is_zero() {
+        settings.push(("tcp_keepalives_interval", seconds(keepalive.interval)));
+    }
+    if keepalive.count > 0 {
+        settings.push(("tcp_keepalives_count", keepalive.count.to_string()));
+    }
+    if !keepalive.user_timeout.is_zero() {
+        settings.push((
+            "tcp_user_timeout",
+            keepalive.user_timeout.as_millis().to_string(),
+        ));
+    }
+    if !keepalive.connection_check_interval.is_zero() {
+        settings.push((
+            "client_connection_check_interval",
+            keepalive.connection_check_interval.as_millis().to_string(),
+        ));
+    }
+    settings
 }
 
 /// A lazily connecting pool.
@@ -147,6 +191,37 @@ pub fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_session_asks_the_server_to_probe_a_silent_peer() {
+        let args = DatabaseArgs::from_url("postgres://app@db/aplus");
+        let options = connect_options(&args, &PoolSettings::new("aplus-test", 1)).expect("parses");
+        let text = options.get_options().unwrap_or_default();
+        for setting in [
+            "tcp_keepalives_idle=10",
+            "tcp_keepalives_interval=5",
+            "tcp_keepalives_count=3",
+            "tcp_user_timeout=25000",
+            "client_connection_check_interval=5000",
+        ] {
+            assert!(text.contains(setting), "{setting} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn a_zero_keepalive_setting_leaves_the_system_default_and_parts_of_a_second_round_up() {
+        let keepalive = KeepaliveArgs {
+            idle: Duration::from_millis(500),
+            interval: Duration::ZERO,
+            count: 0,
+            user_timeout: Duration::ZERO,
+            connection_check_interval: Duration::ZERO,
+        };
+        assert_eq!(
+            keepalive_settings(&keepalive),
+            vec![("tcp_keepalives_idle", "1".to_owned())]
+        );
+    }
 
     #[test]
     fn only_a_connection_that_sat_idle_is_pinged_before_use() {

@@ -13,5 +13,5 @@ pub mod http;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use config::{DatabaseArgs, TelemetryArgs};
+pub use config::{DatabaseArgs, KeepaliveArgs, TelemetryArgs};
 pub use health::Health;
