@@ -46,9 +46,10 @@ SELECT
   (SELECT count(*) FROM inbox i JOIN events e ON e.id = i.event_id
     WHERE i.status = 'processed' AND e.kind = 'message.created'
       AND NOT EXISTS (SELECT 1 FROM chaos_effects c WHERE c.event_id = i.event_id)
-      -- or the batch's one effect for its message, under a later event of it
+      -- or the batch's one effect for its message, under a later event of
+      -- it: written in the same savepoint, so both rows have the same xmin
       AND NOT EXISTS (SELECT 1 FROM chaos_effects c
-                      WHERE c.message_id = e.message_id AND c.xid = i.xmin))
+                      WHERE c.message_id = e.message_id AND c.xmin = i.xmin))
     AS processed_without_effect,
   (SELECT count(*) FROM messages m
     WHERE NOT EXISTS (SELECT 1 FROM message_parses p WHERE p.message_id = m.id))

@@ -47,15 +47,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 ///
 /// A worker batch may hold several events of one message; it re-derives the
 /// message once, under the last of them, and that one write is the effect of
-/// all of them. The writing transaction (`xid`) ties such an effect to every
-/// inbox row committed with it.
+/// all of them. The writing (sub)transaction, the `xmin` of both rows, ties
+/// such an effect to every inbox row written with it.
 const EFFECT_RECORDER: &str = r#"
 CREATE TABLE chaos_effects (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_id uuid NOT NULL,
     message_id bigint NOT NULL,
     inbox_processed boolean NOT NULL,
-    xid xid NOT NULL DEFAULT pg_current_xact_id()::xid,
     recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX chaos_effects_event_id ON chaos_effects (event_id);
