@@ -19,6 +19,7 @@ mod m20261126_000003_create_setups;
 mod m20261126_000004_create_reconciler_runs;
 mod m20261126_000005_create_views;
 mod m20261127_000006_plan_friendly_views;
+mod m20261128_000007_create_listener_heartbeats;
 
 use sea_orm::DatabaseConnection;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_create_reconciler_runs::Migration),
             Box::new(m20261126_000005_create_views::Migration),
             Box::new(m20261127_000006_plan_friendly_views::Migration),
+            Box::new(m20261128_000007_create_listener_heartbeats::Migration),
         ]
     }
 }

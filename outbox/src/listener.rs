@@ -8,11 +8,19 @@
 //! in between can be missed. A heartbeat it sends itself every
 //! `heartbeat_interval` must come back within `heartbeat_timeout`; if not,
 //! the connection is dead, half-open or deaf, and is replaced.
+//!
+//! Every heartbeat also records, in `listener_heartbeats`, when this LISTEN
+//! session last read a heartbeat back. The server cannot tell from the
+//! session itself whether its client still reads: a LISTEN session is idle
+//! either way, and one whose client died or stopped reading holds back every
+//! notification. The reconciler reads the record to find and end such
+//! sessions (`reconciler recover --stale-listeners`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::sync::{Notify, mpsc};
@@ -24,6 +32,30 @@ use crate::{Backoff, CHANNEL, CONTROL_CHANNEL};
 
 /// Heartbeat payloads start with this; event payloads are bare UUIDs.
 const HEARTBEAT_PREFIX: &str = "hb:";
+
+/// The LISTEN session's own identity, as `pg_stat_activity` shows it. Read
+/// before the LISTENs, so that `LISTEN "events"` stays the session's last
+/// statement.
+const SESSION_IDENTITY: &str = "SELECT pid, backend_start, coalesce(application_name, '') \
+     FROM pg_stat_activity WHERE pid = pg_backend_pid()";
+
+/// Records when the LISTEN session last read its own heartbeat back. Keyed by
+/// `pid`, with `backend_start` beside it: a later session that reuses the pid
+/// replaces the row, and a reader matches both, so a row never speaks for
+/// another session. The time is the database's clock less the heartbeat's
+/// age on this host.
+const RECORD_HEARD: &str = "INSERT INTO listener_heartbeats (pid, backend_start, application_name, heard_at) \
+     VALUES ($1, $2, $3, now() - make_interval(secs => $4)) \
+     ON CONFLICT (pid) DO UPDATE SET backend_start = excluded.backend_start, \
+       application_name = excluded.application_name, heard_at = excluded.heard_at";
+
+/// The LISTEN session, as the server knows it.
+#[derive(Debug, Clone)]
+struct Session {
+    pid: i32,
+    backend_start: DateTime<Utc>,
+    application_name: String,
+}
 
 /// Timing of the listener.
 #[derive(Debug, Clone)]
@@ -149,7 +181,7 @@ async fn run(
             _ = shutdown.cancelled() => return,
             result = connect(&options) => result,
         };
-        let pg_listener = match connection {
+        let (pg_listener, session) = match connection {
             Ok(l) => l,
             Err(error) => {
                 failures += 1;
@@ -175,7 +207,7 @@ async fn run(
         // the consumer's scan picks up everything committed before.
         listener.wake.notify_one();
 
-        let ended = serve(pg_listener, &db, &config, &listener, &shutdown).await;
+        let ended = serve(pg_listener, session, &db, &config, &listener, &shutdown).await;
         listener.stats.set_connected(false);
         match ended {
             Ended::Shutdown => return,
@@ -207,7 +239,9 @@ async fn run(
 /// Each connection gets a pool of its own, which the listener holds alone:
 /// dropping the listener closes the connection. A shared pool would take a
 /// deaf or half-open connection back and hand it out again.
-async fn connect(options: &PgConnectOptions) -> Result<PgListener, sea_orm::sqlx::Error> {
+async fn connect(
+    options: &PgConnectOptions,
+) -> Result<(PgListener, Option<Session>), sea_orm::sqlx::Error> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(5))
@@ -216,11 +250,27 @@ async fn connect(options: &PgConnectOptions) -> Result<PgListener, sea_orm::sqlx
     // Reconnects are ours to make, so that each one is followed by a catch-up.
     listener.eager_reconnect(false);
     listener.ignore_pool_close_event(true);
+    // Without its identity the listener still works; only its heartbeats go
+    // unrecorded, and the reconciler then judges it by its connect time.
+    let session = match sea_orm::sqlx::query_as::<_, (i32, DateTime<Utc>, String)>(SESSION_IDENTITY)
+        .fetch_optional(&mut listener)
+        .await
+    {
+        Ok(row) => row.map(|(pid, backend_start, application_name)| Session {
+            pid,
+            backend_start,
+            application_name,
+        }),
+        Err(error) => {
+            tracing::debug!(%error, "cannot read the LISTEN session's identity");
+            None
+        }
+    };
     // The control channel first: `LISTEN "events"` stays the connection's last
     // query, which is how `pipeline_health` recognises a listener.
     listener.listen(CONTROL_CHANNEL).await?;
     listener.listen(CHANNEL).await?;
-    Ok(listener)
+    Ok((listener, session))
 }
 
 /// Reads notifications on a task of its own, so that receiving is never
@@ -250,6 +300,7 @@ fn spawn_reader(
 
 async fn serve(
     pg_listener: PgListener,
+    session: Option<Session>,
     db: &DatabaseConnection,
     config: &ListenerConfig,
     listener: &Listener,
@@ -309,11 +360,31 @@ async fn serve(
                 let payload = format!("{HEARTBEAT_PREFIX}{token}:{sent}");
                 // A failed heartbeat is not itself an error: if the database is
                 // down, the missing echo replaces the connection in due time.
-                if let Err(error) = db
-                    .execute_raw(stmt("SELECT pg_notify($1, $2)", [CHANNEL.into(), payload.into()]))
-                    .await
-                {
-                    tracing::debug!(%error, "heartbeat not sent");
+                // Nor may it hang the loop: sqlx cannot set client keepalives,
+                // so a statement on a half-open pooled connection would wait
+                // for the kernel's retransmissions (many minutes); bounded, a
+                // missing echo is found out at the next tick.
+                let beat = db.execute_raw(stmt("SELECT pg_notify($1, $2)", [CHANNEL.into(), payload.into()]));
+                match tokio::time::timeout(config.heartbeat_timeout, beat).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => tracing::debug!(%error, "heartbeat not sent"),
+                    Err(_) => tracing::debug!("heartbeat not sent in time"),
+                }
+                if let Some(session) = &session {
+                    let record = db.execute_raw(stmt(
+                        RECORD_HEARD,
+                        [
+                            session.pid.into(),
+                            session.backend_start.into(),
+                            session.application_name.clone().into(),
+                            last_seen.elapsed().as_secs_f64().into(),
+                        ],
+                    ));
+                    match tokio::time::timeout(config.heartbeat_timeout, record).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(error)) => tracing::debug!(%error, "heartbeat not recorded"),
+                        Err(_) => tracing::debug!("heartbeat not recorded in time"),
+                    }
                 }
             }
         }
