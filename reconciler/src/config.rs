@@ -25,6 +25,7 @@ pub const DEFAULT_WATERMARK_PAGES: u32 = 20;
 pub const DEFAULT_PRUNE_PAGE: i64 = 5_000;
 /// Default prune pages per pass (100,000 events).
 pub const DEFAULT_PRUNE_PAGES: u32 = 20;
+pub use crate::listeners::DEFAULT_LISTENER_STALE_AFTER;
 
 /// Settings of one repair pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,11 @@ pub struct PassConfig {
     pub prune_page: i64,
     /// Prune pages per pass; the next pass continues.
     pub prune_pages: u32,
+    /// A worker's LISTEN session that has not read its heartbeat back for
+    /// longer than this no longer consumes notifications.
+    pub listener_stale_after: Duration,
+    /// End such sessions (their workers reconnect); otherwise only count them.
+    pub end_stale_listeners: bool,
 }
 
 impl PassConfig {
@@ -66,6 +72,8 @@ impl PassConfig {
             watermark_pages: DEFAULT_WATERMARK_PAGES,
             prune_page: DEFAULT_PRUNE_PAGE,
             prune_pages: DEFAULT_PRUNE_PAGES,
+            listener_stale_after: DEFAULT_LISTENER_STALE_AFTER,
+            end_stale_listeners: true,
         }
     }
 
@@ -80,6 +88,9 @@ impl PassConfig {
         }
         if self.scan_pages < 1 || self.watermark_pages < 1 || self.prune_pages < 1 {
             return fail("page budgets must be at least 1");
+        }
+        if self.listener_stale_after < Duration::from_secs(1) {
+            return fail("the listener stale bound must be at least 1 second");
         }
         if self.retention < Duration::from_secs(3600) {
             return fail("the retention must be at least 1 hour");

@@ -40,7 +40,7 @@ pub fn router(db: DatabaseConnection, thresholds: Thresholds) -> Router {
 
 /// Reads and judges the pipeline; an unreachable database is a diagnosis too.
 pub async fn diagnose(db: &DatabaseConnection, thresholds: &Thresholds) -> Diagnosis {
-    match snapshot::read(db, thresholds.grace).await {
+    match snapshot::read(db, thresholds.grace, thresholds.listener_stale_after).await {
         Ok(s) => Diagnosis::of(s, thresholds),
         Err(e) => Diagnosis::unreachable(chain(&e)),
     }

@@ -15,6 +15,8 @@
 //! | share of the last hour's settled events processed | below 90% | below 50% |
 //! | created-to-processed p95 over the last hour | over 10 s | |
 //! | no `LISTEN "events"` session | always (if the role can see sessions) | |
+//! | a worker's LISTEN session has not read its heartbeat for 30 s | any | |
+//! | notification queue in use (`pg_notification_queue_usage()`) | over 1% | over 50% |
 //! | last reconciler pass | older than 10 min, or a step failed | |
 //!
 //! "Settled" events are those older than the grace: younger ones are in
@@ -77,6 +79,14 @@ pub struct Thresholds {
     pub slow_p95: Duration,
     /// A reconciler pass older than this means the reconciler is not running.
     pub reconciler_stale_after: Duration,
+    /// A worker's LISTEN session silent for longer than this no longer
+    /// consumes notifications.
+    pub listener_stale_after: Duration,
+    /// Share of the notification queue in use above which the pipeline is
+    /// degraded: some listener is not reading. At 100% every NOTIFY fails.
+    pub queue_degraded_above: f64,
+    /// ... and unhealthy.
+    pub queue_unhealthy_above: f64,
 }
 
 impl Default for Thresholds {
@@ -89,6 +99,9 @@ impl Default for Thresholds {
             waiting_unhealthy_after: Duration::from_secs(15 * 60),
             slow_p95: Duration::from_secs(10),
             reconciler_stale_after: Duration::from_secs(10 * 60),
+            listener_stale_after: crate::listeners::DEFAULT_LISTENER_STALE_AFTER,
+            queue_degraded_above: 0.01,
+            queue_unhealthy_above: 0.5,
         }
     }
 }
@@ -120,6 +133,8 @@ pub struct Assessment {
 
 const START_WORKER: &str = "start the worker: supervisorctl start worker";
 const START_RECONCILER: &str = "start the reconciler: supervisorctl start reconciler";
+const END_STALE_LISTENERS: &str = "reconciler recover --stale-listeners";
+const FIND_SILENT_LISTENER: &str = "find the LISTEN session that does not read: psql \"$DATABASE_URL\" -c \"SELECT pid, datname, application_name, client_addr, backend_start, wait_event FROM pg_stat_activity WHERE query LIKE 'LISTEN%'\"";
 
 /// Judges a snapshot.
 pub fn assess(s: &Snapshot, t: &Thresholds) -> Assessment {
@@ -228,6 +243,50 @@ pub fn assess(s: &Snapshot, t: &Thresholds) -> Assessment {
                 &[START_WORKER, "reconciler relisten"],
             );
         }
+    }
+
+    if !s.stale_listeners.is_empty() {
+        let n = s.stale_listeners.len() as u64;
+        let longest = s
+            .stale_listeners
+            .iter()
+            .map(|l| l.silent_secs)
+            .fold(0.0, f64::max);
+        finding(
+            Verdict::Degraded,
+            format!(
+                "{} not read notifications for {}",
+                format::counted(
+                    n,
+                    "worker LISTEN session has",
+                    "worker LISTEN sessions have"
+                ),
+                format::seconds(longest)
+            ),
+            &[END_STALE_LISTENERS],
+        );
+        for l in &s.stale_listeners {
+            notes.push(format!("stale listener: {}", crate::listeners::describe(l)));
+        }
+    }
+
+    if s.notification_queue_usage > t.queue_degraded_above {
+        finding(
+            if s.notification_queue_usage > t.queue_unhealthy_above {
+                Verdict::Unhealthy
+            } else {
+                Verdict::Degraded
+            },
+            format!(
+                "the notification queue is {} full (NOTIFY fails at 100%)",
+                format::percent(s.notification_queue_usage)
+            ),
+            if s.stale_listeners.is_empty() {
+                &[FIND_SILENT_LISTENER]
+            } else {
+                &[END_STALE_LISTENERS, FIND_SILENT_LISTENER]
+            },
+        );
     }
 
     if s.settled_events_1h > 0 {
@@ -476,6 +535,24 @@ pub(crate) fn facts(s: &Snapshot) -> Vec<(&'static str, String)> {
     } else {
         "unknown: this role cannot see other roles' sessions".to_owned()
     };
+    let queue = if s.stale_listeners.is_empty() {
+        format!(
+            "{} used; no worker LISTEN session silent for more than {}",
+            format::percent(s.notification_queue_usage),
+            format::seconds(s.listener_stale_after_secs)
+        )
+    } else {
+        format!(
+            "{} used; {} silent for more than {}",
+            format::percent(s.notification_queue_usage),
+            format::counted(
+                s.stale_listeners.len() as u64,
+                "worker LISTEN session",
+                "worker LISTEN sessions"
+            ),
+            format::seconds(s.listener_stale_after_secs)
+        )
+    };
     let reconciler = match &s.last_run {
         None => "never run".to_owned(),
         Some(run) => {
@@ -520,6 +597,7 @@ pub(crate) fn facts(s: &Snapshot) -> Vec<(&'static str, String)> {
             },
         ),
         ("Listener", listener),
+        ("Notify queue", queue),
         ("Reconciler", reconciler),
     ]
 }
@@ -835,6 +913,73 @@ mod tests {
         assert_eq!(judge(&failing).verdict, Verdict::Degraded);
     }
 
+    fn stale_listener(pid: i32, silent_secs: f64) -> crate::listeners::StaleListener {
+        crate::listeners::StaleListener {
+            pid,
+            application_name: format!("aplus-worker-listener w{pid}"),
+            backend_start: Some(now() - chrono::Duration::hours(1)),
+            client_addr: Some("10.0.0.7".to_owned()),
+            heard_at: Some(now() - chrono::Duration::seconds(silent_secs as i64)),
+            silent_secs,
+        }
+    }
+
+    #[test]
+    fn a_listener_that_stopped_reading_is_degraded_and_names_the_command_that_ends_it() {
+        let s = Snapshot {
+            stale_listeners: vec![stale_listener(4242, 300.0), stale_listener(4243, 45.0)],
+            listener_stale_after_secs: 30.0,
+            ..healthy()
+        };
+        let a = judge(&s);
+        assert_eq!(a.verdict, Verdict::Degraded);
+        assert_eq!(
+            a.headline,
+            "Degraded: 2 worker LISTEN sessions have not read notifications for 5 min"
+        );
+        assert_eq!(
+            a.next_commands,
+            vec!["reconciler recover --stale-listeners"]
+        );
+        assert!(
+            a.notes
+                .iter()
+                .any(|n| n.contains("pid 4242 (aplus-worker-listener w4242, 10.0.0.7)")),
+            "{:?}",
+            a.notes
+        );
+    }
+
+    #[test]
+    fn a_filling_notification_queue_is_degraded_above_one_percent_and_unhealthy_above_half() {
+        let nearly_empty = Snapshot {
+            notification_queue_usage: 0.000_004,
+            ..healthy()
+        };
+        assert_eq!(judge(&nearly_empty).verdict, Verdict::Healthy);
+
+        let filling = Snapshot {
+            notification_queue_usage: 0.03,
+            ..healthy()
+        };
+        let a = judge(&filling);
+        assert_eq!(a.verdict, Verdict::Degraded);
+        assert_eq!(
+            a.headline,
+            "Degraded: the notification queue is 3.0% full (NOTIFY fails at 100%)"
+        );
+        assert!(a.next_commands[0].contains("pg_stat_activity"), "{a:?}");
+
+        let full = Snapshot {
+            notification_queue_usage: 0.8,
+            stale_listeners: vec![stale_listener(7, 7_200.0)],
+            ..healthy()
+        };
+        let a = judge(&full);
+        assert_eq!(a.verdict, Verdict::Unhealthy);
+        assert_eq!(a.next_commands[0], "reconciler recover --stale-listeners");
+    }
+
     #[test]
     fn the_worst_finding_leads_the_verdict_line() {
         let s = Snapshot {
@@ -871,6 +1016,7 @@ mod tests {
             "Backlog",
             "Dead",
             "Listener",
+            "Notify queue",
             "Reconciler",
         ] {
             assert!(screen.contains(label), "{label} missing from\n{screen}");

@@ -29,6 +29,7 @@ pub mod diagnose;
 mod error;
 pub mod format;
 pub mod horizon;
+pub mod listeners;
 pub mod lock;
 pub mod pass;
 pub mod recover;

@@ -9,7 +9,9 @@
 //! 3. counts the backlog, the dead events and the retries due;
 //! 4. prunes processed events and their inbox rows past the retention, and
 //!    its own `reconciler_runs` rows older than that;
-//! 5. records a `reconciler_runs` row with every count.
+//! 5. reads the notification queue's usage and ends workers' LISTEN sessions
+//!    that stopped reading (see [`crate::listeners`]; behind a setting);
+//! 6. records a `reconciler_runs` row with every count.
 //!
 //! Each step is bounded (pages, limits) so a pass is short however far behind
 //! the pipeline is; the next pass continues. A failing step is logged with
@@ -28,6 +30,7 @@ use uuid::Uuid;
 use crate::config::PassConfig;
 use crate::error::{Result, chain};
 use crate::horizon::Horizons;
+use crate::listeners;
 use crate::lock::PassLock;
 use crate::runs::{self, RunRecord};
 use crate::sql::{count, one, stmt};
@@ -56,7 +59,8 @@ impl PassOutcome {
 /// A step that failed, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepError {
-    /// `missing_events`, `notify`, `orphans`, `watermark`, `counts`, `prune` or `record`.
+    /// `missing_events`, `notify`, `orphans`, `watermark`, `counts`, `prune`,
+    /// `listeners` or `record`.
     pub step: &'static str,
     /// The error and its causes.
     pub error: String,
@@ -98,6 +102,12 @@ pub struct PassReport {
     pub pruned_inbox: u64,
     /// `reconciler_runs` rows older than the retention, deleted.
     pub pruned_runs: u64,
+    /// `pg_notification_queue_usage()`, 0 to 1.
+    pub notification_queue_usage: Option<f64>,
+    /// Workers' LISTEN sessions silent past the stale bound.
+    pub stale_listeners: u64,
+    /// Of those, the sessions ended.
+    pub stale_listeners_ended: u64,
     /// `event_message_ratio`, last hour.
     pub ratio_1h: Option<f64>,
     /// `processing_rate`, last hour.
@@ -131,6 +141,9 @@ impl PassReport {
             pruned_events: 0,
             pruned_inbox: 0,
             pruned_runs: 0,
+            notification_queue_usage: None,
+            stale_listeners: 0,
+            stale_listeners_ended: 0,
             ratio_1h: None,
             processing_rate_1h: None,
             errors: Vec::new(),
@@ -145,6 +158,7 @@ impl PassReport {
             || self.retries_nudged > 0
             || self.pruned_events > 0
             || self.pruned_inbox > 0
+            || self.stale_listeners_ended > 0
     }
 
     fn fail(&mut self, step: &'static str, error: &(dyn std::error::Error + 'static)) {
@@ -194,6 +208,9 @@ pub async fn run_once(
     }
     if let Err(e) = prune(db, config, &horizons, &mut report).await {
         report.fail("prune", &e);
+    }
+    if let Err(e) = watch_listeners(db, config, &mut report).await {
+        report.fail("listeners", &e);
     }
     report.duration = started.elapsed();
 
@@ -352,6 +369,34 @@ async fn prune(
     Ok(())
 }
 
+/// Step 5: how full the notification queue is, and the workers' LISTEN
+/// sessions that stopped reading, ended when the setting says so.
+async fn watch_listeners<C: ConnectionTrait>(
+    db: &C,
+    config: &PassConfig,
+    report: &mut PassReport,
+) -> Result<()> {
+    report.notification_queue_usage = Some(listeners::queue_usage(db).await?);
+    if config.end_stale_listeners {
+        let ended = listeners::end_stale(db, config.listener_stale_after).await?;
+        report.stale_listeners = ended.len() as u64;
+        report.stale_listeners_ended = ended.len() as u64;
+    } else {
+        let stale = listeners::stale(db, config.listener_stale_after).await?;
+        for l in &stale {
+            tracing::warn!(
+                pid = l.pid,
+                application_name = %l.application_name,
+                silent_secs = l.silent_secs,
+                "a LISTEN session stopped consuming notifications (RECONCILER_END_STALE_LISTENERS is off)"
+            );
+        }
+        report.stale_listeners = stale.len() as u64;
+    }
+    listeners::prune_heartbeats(db, config.listener_stale_after).await?;
+    Ok(())
+}
+
 fn run_record(report: &PassReport) -> RunRecord {
     let error = (!report.errors.is_empty()).then(|| {
         report
@@ -400,6 +445,10 @@ fn publish(report: &PassReport) {
     metrics::gauge!("aplus_reconciler_backlog").set(report.backlog as f64);
     metrics::gauge!("aplus_reconciler_dead_events").set(report.dead_events as f64);
     metrics::gauge!("aplus_reconciler_retries_due").set(report.retries_due as f64);
+    if let Some(usage) = report.notification_queue_usage {
+        metrics::gauge!("aplus_reconciler_notification_queue_usage").set(usage);
+    }
+    metrics::gauge!("aplus_reconciler_stale_listeners").set(report.stale_listeners as f64);
     if let Some(watermark) = report.watermark {
         metrics::gauge!("aplus_reconciler_watermark").set(watermark as f64);
     }
@@ -434,6 +483,7 @@ fn publish(report: &PassReport) {
             retries_nudged = report.retries_nudged,
             pruned_events = report.pruned_events,
             pruned_inbox = report.pruned_inbox,
+            stale_listeners_ended = report.stale_listeners_ended,
             backlog = report.backlog,
             dead_events = report.dead_events,
             duration_ms = report.duration.as_millis() as u64,

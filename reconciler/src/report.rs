@@ -84,6 +84,17 @@ fn render(r: &PassReport) -> String {
             ),
         ),
     ];
+    if let Some(usage) = r.notification_queue_usage {
+        rows.push((
+            "Listeners",
+            format!(
+                "notification queue {} used; {} stale, {} ended",
+                format::percent(usage),
+                format::count(r.stale_listeners),
+                format::count(r.stale_listeners_ended)
+            ),
+        ));
+    }
     if let Some(w) = r.watermark {
         rows.push(("Watermark", format!("transaction {}", format::count(w))));
     }

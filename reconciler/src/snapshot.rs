@@ -11,6 +11,7 @@ use sea_orm::{AccessMode, DatabaseConnection, IsolationLevel, TransactionTrait};
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::listeners::{self, StaleListener};
 use crate::runs::{self, RunRecord};
 use crate::stats;
 
@@ -67,6 +68,13 @@ pub struct Snapshot {
     /// Whether this role can see other roles' sessions (`pg_read_all_stats`);
     /// without it, a worker under another role is invisible.
     pub sees_all_sessions: bool,
+    /// `pg_notification_queue_usage()`, 0 to 1: notifications some listener
+    /// has not read yet. At 1 every NOTIFY fails.
+    pub notification_queue_usage: f64,
+    /// Workers' LISTEN sessions that have not read a heartbeat back for
+    /// longer than `listener_stale_after_secs`.
+    pub stale_listeners: Vec<StaleListener>,
+    pub listener_stale_after_secs: f64,
 
     pub last_message_at: Option<DateTime<Utc>>,
     pub last_event_at: Option<DateTime<Utc>>,
@@ -84,8 +92,14 @@ impl Snapshot {
     }
 }
 
-/// Reads a snapshot. `grace` separates in-flight events from late ones.
-pub async fn read(db: &DatabaseConnection, grace: Duration) -> Result<Snapshot> {
+/// Reads a snapshot. `grace` separates in-flight events from late ones;
+/// a worker's LISTEN session silent for longer than `listener_stale_after`
+/// is stale.
+pub async fn read(
+    db: &DatabaseConnection,
+    grace: Duration,
+    listener_stale_after: Duration,
+) -> Result<Snapshot> {
     let txn = db
         .begin_with_config(
             Some(IsolationLevel::RepeatableRead),
@@ -96,6 +110,8 @@ pub async fn read(db: &DatabaseConnection, grace: Duration) -> Result<Snapshot> 
     let r = stats::ratios(&txn, true).await?;
     let p = stats::processing(&txn, grace, true).await?;
     let last_run = runs::recent(&txn, 1).await?.into_iter().next();
+    let notification_queue_usage = listeners::queue_usage(&txn).await?;
+    let stale_listeners = listeners::stale(&txn, listener_stale_after).await?;
     txn.commit().await?;
     Ok(Snapshot {
         observed_at: h.observed_at,
@@ -128,6 +144,9 @@ pub async fn read(db: &DatabaseConnection, grace: Duration) -> Result<Snapshot> 
         retries_overdue: h.retries_overdue,
         listener_connections: h.listeners,
         sees_all_sessions: h.sees_all_sessions,
+        notification_queue_usage,
+        stale_listeners,
+        listener_stale_after_secs: listener_stale_after.as_secs_f64(),
         last_message_at: h.last_message_at,
         last_event_at: h.last_event_at,
         last_processed_at: h.last_processed_at,

@@ -39,7 +39,7 @@ pub(crate) enum Command {
     Diagnose(DiagnoseArgs),
     /// Why events were not processed: by age, by error, by attempts; the oldest orphans.
     Audit(AuditArgs),
-    /// Re-fire orphaned events, or replay dead ones with --dead.
+    /// Re-fire orphaned events, replay dead ones with --dead, or end stuck listeners with --stale-listeners.
     Recover(RecoverArgs),
     /// Tell every running worker to re-establish its LISTEN connection.
     Relisten(RelistenArgs),
@@ -78,6 +78,18 @@ pub(crate) struct PassArgs {
     /// Pages of 5,000 processed events pruned per pass.
     #[arg(long, env = "RECONCILER_PRUNE_PAGES", default_value_t = config::DEFAULT_PRUNE_PAGES)]
     pub(crate) prune_pages: u32,
+    #[command(flatten)]
+    pub(crate) listeners: ListenerArgs,
+    /// End workers' LISTEN sessions that stopped reading (they reconnect); false only reports them.
+    #[arg(long, env = "RECONCILER_END_STALE_LISTENERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) end_stale_listeners: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListenerArgs {
+    /// A worker's LISTEN session that has not read its heartbeat back for this long is stale.
+    #[arg(long, env = "RECONCILER_LISTENER_STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
+    pub(crate) listener_stale_after: Duration,
 }
 
 impl PassArgs {
@@ -93,6 +105,8 @@ impl PassArgs {
         c.scan_pages = self.scan_pages;
         c.orphan_limit = self.orphan_limit;
         c.prune_pages = self.prune_pages;
+        c.listener_stale_after = self.listeners.listener_stale_after;
+        c.end_stale_listeners = self.end_stale_listeners;
         c.validate().context("checking the pass settings")?;
         Ok(c)
     }
@@ -140,6 +154,8 @@ pub(crate) struct DiagnoseArgs {
     /// Events younger than this are in flight, not late.
     #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
     pub(crate) grace: Duration,
+    #[command(flatten)]
+    pub(crate) listeners: ListenerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -165,8 +181,14 @@ pub(crate) struct RecoverArgs {
     #[command(flatten)]
     pub(crate) common: Common,
     /// Replay dead events (fresh attempts, due now) instead of re-firing orphans.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "stale_listeners")]
     pub(crate) dead: bool,
+    /// End workers' LISTEN sessions that stopped reading notifications (by
+    /// their application name and heartbeat; no one else's session).
+    #[arg(long)]
+    pub(crate) stale_listeners: bool,
+    #[command(flatten)]
+    pub(crate) listeners: ListenerArgs,
     /// Only events created (orphans) or first seen (dead) this recently.
     #[arg(long, value_parser = parse_duration)]
     pub(crate) since: Option<Duration>,

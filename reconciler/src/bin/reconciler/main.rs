@@ -104,6 +104,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 migrate: !args.skip_migrations,
                 thresholds: Thresholds {
                     grace: args.pass.orphan_grace,
+                    listener_stale_after: args.pass.listeners.listener_stale_after,
                     ..Thresholds::default()
                 },
             };
@@ -137,6 +138,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
             init_logs(&args.common.telemetry, false);
             let thresholds = Thresholds {
                 grace: args.grace,
+                listener_stale_after: args.listeners.listener_stale_after,
                 ..Thresholds::default()
             };
             let mut diagnosis = match pool(&args.common.database, "aplus-reconciler-diagnose", 2) {
@@ -180,6 +182,21 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Recover(args) => {
             init_logs(&args.common.telemetry, false);
             let db = pool(&args.common.database, "aplus-reconciler-recover", 2)?;
+            if args.stale_listeners {
+                let report = reconciler::listeners::recover(
+                    &db,
+                    args.listeners.listener_stale_after,
+                    args.dry_run,
+                )
+                .await
+                .context("ending stale listeners")?;
+                if args.json {
+                    print_json(&report)?;
+                } else {
+                    print!("{}", report.render());
+                }
+                return Ok(0);
+            }
             let options = RecoverOptions {
                 target: if args.dead {
                     Target::Dead
