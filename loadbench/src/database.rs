@@ -171,9 +171,8 @@ impl BenchDb {
             .context("reading pg_stat_statements")
     }
 
-    /// Stored messages and processed inbox rows, in all. Two counts over
-    /// tables of at most a few hundred thousand rows: cheap enough to poll
-    /// twice a second without weighing on what is measured.
+    /// Stored messages and processed inbox rows, in all: two counts over
+    /// tables of at most a few hundred thousand rows.
     ///
     /// # Errors
     /// Any database error.

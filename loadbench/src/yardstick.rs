@@ -203,19 +203,14 @@ async fn pgbench(
         .arg(format!("-c{clients}"))
         .arg(format!("-j{}", clients.min(2)))
         .arg(format!("-T{}", settings.pgbench_secs))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            YARDSTICK_DATABASE,
-        ])
+        .args(["-h", "127.0.0.1", "-U", "postgres"])
         .arg(format!("-p{}", db.port()))
         .kill_on_drop(true);
     for (name, value) in vars {
         command.arg("-D").arg(format!("{name}={value}"));
     }
+    // The database is pgbench's positional argument (its `-d` is `--debug`).
+    command.arg(YARDSTICK_DATABASE);
     let output = tokio::select! {
         output = command.output() => output
             .with_context(|| format!("running {}", settings.pgbench.display()))?,
