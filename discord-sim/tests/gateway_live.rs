@@ -294,3 +294,38 @@ async fn a_burst_of_messages_arrives_complete_and_matches_the_ground_truth() {
     bot.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn messages_posted_at_once_arrive_in_order_with_a_dispatch_time_each() {
+    let sim = Sim::start(SimConfig::default()).await.expect("sim starts");
+    let guild = sim.create_guild("Trading");
+    let channel = sim
+        .create_channel(guild, "aplus-setups")
+        .expect("guild exists");
+    let unheard = sim
+        .post(NewMessage::text(channel, "before anyone listened"))
+        .expect("post");
+    let mut bot = start_bot(&sim).await;
+    bot.ready().await;
+
+    let before = std::time::SystemTime::now();
+    let posted = sim
+        .post_many((0..5).map(|n| NewMessage::text(channel, format!("burst #{n}"))))
+        .expect("posts");
+    let mut received = Vec::new();
+    for _ in 0..posted.len() {
+        received.push(bot.message().await.0.id.get());
+    }
+    assert_eq!(received, posted, "one step, posting order kept");
+
+    let times = sim.dispatch_times(&posted);
+    assert!(
+        times.iter().all(|t| t.is_some_and(|t| t >= before)),
+        "{times:?}"
+    );
+    assert_eq!(
+        sim.dispatch_times(&[unheard]),
+        vec![None],
+        "a message no session received has no dispatch time"
+    );
+}

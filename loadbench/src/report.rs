@@ -188,7 +188,7 @@ impl Report {
             (
                 "Burst: statements per message (bot) / per event (worker)".into(),
                 format!(
-                    "{:.1} / {:.1}",
+                    "{:.2} / {:.2}",
                     b.statements.bot_per_message, b.statements.worker_per_event
                 ),
             ),
@@ -216,7 +216,7 @@ impl Report {
             rows.push((
                 format!("{rate}/s: statements per message (bot) / per event (worker)"),
                 format!(
-                    "{:.1} / {:.1}",
+                    "{:.2} / {:.2}",
                     p.statements.bot_per_message, p.statements.worker_per_event
                 ),
             ));
@@ -240,7 +240,7 @@ impl Report {
             ),
             (
                 "Worker drain: statements per event".into(),
-                format!("{:.1}", d.statements.worker_per_event),
+                format!("{:.2}", d.statements.worker_per_event),
             ),
         ]);
 
@@ -263,7 +263,8 @@ impl Report {
         out
     }
 
-    /// The four closing lines.
+    /// The four closing lines. Plain numbers, without separators, so a
+    /// script can read them.
     pub fn summary(&self) -> String {
         let b = &self.scenarios.burst;
         let p99 = self
@@ -271,12 +272,12 @@ impl Report {
             .map_or_else(|| "n/a".to_owned(), |p| format!("{:.0}", p.processed.p99));
         format!(
             "end-to-end / ceiling = {:.2}\n\
-             worker drain = {} events/s\n\
+             worker drain = {:.0} events/s\n\
              p99 dispatch->processed at 1000/s = {p99} ms\n\
-             burst dropped = {}, bot peak RSS = {:.0} MiB",
+             burst dropped = {:.0}, bot peak RSS = {:.0} MiB",
             self.end_to_end_over_ceiling,
-            n0(self.scenarios.drain.events_per_s),
-            n0(b.dropped),
+            self.scenarios.drain.events_per_s,
+            b.dropped,
             b.bot_peak_rss_mib
         )
     }
