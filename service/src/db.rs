@@ -36,6 +36,10 @@ pub struct PoolSettings {
     /// slower with the inbox seq-scanned per claimed event. Planning the
     /// pipeline's short statements costs tens of microseconds.
     pub custom_plans: bool,
+    /// A connection idle longer than this is pinged before it is handed out
+    /// (default [`PING_IF_IDLE_FOR`]). Zero pings before every use: for a
+    /// pool that only observes, in tests that restart the server.
+    pub ping_if_idle_for: Duration,
 }
 
 impl PoolSettings {
@@ -48,6 +52,7 @@ impl PoolSettings {
             statement_timeout: Some(Duration::from_secs(30)),
             idle_in_transaction_timeout: Some(Duration::from_secs(30)),
             custom_plans: true,
+            ping_if_idle_for: PING_IF_IDLE_FOR,
         }
     }
 }
@@ -134,6 +139,7 @@ pub fn lazy_pool(
     settings: &PoolSettings,
 ) -> Result<PgPool, sea_orm::sqlx::Error> {
     let options = connect_options(args, settings)?;
+    let ping_if_idle_for = settings.ping_if_idle_for;
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(0)
@@ -147,9 +153,9 @@ pub fn lazy_pool(
         // A connection in steady use fails on its statement instead, which
         // every caller already treats as a failure that may pass.
         .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
+        .before_acquire(move |conn, meta| {
             Box::pin(async move {
-                if !needs_ping(meta.idle_for) {
+                if !needs_ping(meta.idle_for, ping_if_idle_for) {
                     return Ok(true);
                 }
                 use sea_orm::sqlx::Connection as _;
@@ -173,9 +179,10 @@ pub fn lazy_pool(
 /// connection left from before a server restart is found out before use.
 pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
-/// Whether a connection idle for `idle_for` is pinged before it is handed out.
-pub fn needs_ping(idle_for: Duration) -> bool {
-    idle_for > PING_IF_IDLE_FOR
+/// Whether a connection idle for `idle_for` is pinged before it is handed
+/// out, by a pool that pings connections idle longer than `limit`.
+pub fn needs_ping(idle_for: Duration, limit: Duration) -> bool {
+    limit.is_zero() || idle_for > limit
 }
 
 /// A sea-orm connection over a lazily connecting pool.
@@ -225,10 +232,15 @@ mod tests {
 
     #[test]
     fn only_a_connection_that_sat_idle_is_pinged_before_use() {
-        assert!(!needs_ping(Duration::ZERO));
-        assert!(!needs_ping(Duration::from_millis(300)));
-        assert!(!needs_ping(PING_IF_IDLE_FOR));
-        assert!(needs_ping(Duration::from_millis(1_001)));
-        assert!(needs_ping(Duration::from_secs(300)));
+        let limit = PING_IF_IDLE_FOR;
+        assert!(!needs_ping(Duration::ZERO, limit));
+        assert!(!needs_ping(Duration::from_millis(300), limit));
+        assert!(!needs_ping(PING_IF_IDLE_FOR, limit));
+        assert!(needs_ping(Duration::from_millis(1_001), limit));
+        assert!(needs_ping(Duration::from_secs(300), limit));
+        assert!(
+            needs_ping(Duration::ZERO, Duration::ZERO),
+            "zero pings before every use"
+        );
     }
 }
