@@ -143,6 +143,64 @@ impl TestDb {
     }
 }
 
+/// A login role with a password and the privileges of the test's own
+/// role, for tests that check the password never shows in a log. The
+/// password is given in each form a service accepts.
+#[derive(Debug, Clone)]
+pub struct PasswordRole {
+    /// The role's name.
+    pub name: String,
+    /// The password.
+    pub password: String,
+    /// `postgres://role:password@host/db`, the password percent-encoded.
+    pub userinfo_url: String,
+    /// `postgres://role@host/db?password=...`.
+    pub query_url: String,
+    /// `postgres://role@host/db`, for a password in `PGPASSWORD`.
+    pub bare_url: String,
+}
+
+impl TestDb {
+    /// Creates a login role named after this database with `password`,
+    /// member of the role the tests connect as (so it may do all they may).
+    pub async fn password_role(&self, password: &str) -> PasswordRole {
+        let name = format!("canary_{}", &self.name["aplus_test_".len()..]);
+        let current = self.text("SELECT current_user::text").await;
+        let quoted = password.replace('\'', "''");
+        self.exec(&format!(
+            r#"CREATE ROLE "{name}" LOGIN PASSWORD '{quoted}' IN ROLE "{current}""#
+        ))
+        .await;
+        let mut bare = url::Url::parse(&self.url).expect("the test database url parses");
+        bare.set_password(None).expect("a postgres url has a user");
+        bare.set_username(&name).expect("a postgres url has a user");
+        let mut userinfo = bare.clone();
+        userinfo
+            .set_password(Some(password))
+            .expect("a postgres url has a user");
+        let mut query = bare.clone();
+        query.query_pairs_mut().append_pair("password", password);
+        PasswordRole {
+            name,
+            password: password.to_owned(),
+            userinfo_url: userinfo.into(),
+            query_url: query.into(),
+            bare_url: bare.into(),
+        }
+    }
+
+    /// Drops a role made by [`TestDb::password_role`] once its sessions are gone.
+    pub async fn drop_role(&self, role: &PasswordRole) {
+        self.exec(&format!(
+            r#"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{}'"#,
+            role.name
+        ))
+        .await;
+        self.exec(&format!(r#"DROP ROLE IF EXISTS "{}""#, role.name))
+            .await;
+    }
+}
+
 async fn admin_connection(
     server: &str,
 ) -> Result<sea_orm::sqlx::PgConnection, sea_orm::sqlx::Error> {

@@ -8,6 +8,10 @@
 //! with a message that says what to install: it never skips.
 
 pub mod cluster;
+pub mod secrets;
+
+#[cfg(feature = "db")]
+pub mod child;
 
 #[cfg(feature = "db")]
 mod db;
@@ -17,6 +21,6 @@ pub mod factory;
 mod wait;
 
 #[cfg(feature = "db")]
-pub use db::{TestDb, server_url};
+pub use db::{PasswordRole, TestDb, server_url};
 #[cfg(feature = "db")]
 pub use wait::eventually;
