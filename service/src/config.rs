@@ -3,18 +3,37 @@
 //! Every flag has an environment variable, so the same binary runs from a
 //! shell, supervisord, systemd or a Procfile without wrappers.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::secret::{SecretError, SecretSource};
+
 /// Where the database is and how many connections a service may hold.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// PostgreSQL URL. It may hold a password, so it is kept as a secret and
-    /// logged only with the password removed.
-    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
+    /// logged only with the password removed. Empty when it comes from a file.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "",
+        hide_default_value = true
+    )]
     pub database_url: SecretString,
+
+    /// File holding the PostgreSQL URL, readable only by the service. Without
+    /// this or `--database-url`, `$CREDENTIALS_DIRECTORY/database-url` is read
+    /// (systemd's `LoadCredential=database-url:<file>`).
+    #[arg(
+        long = "database-url-file",
+        env = "DATABASE_URL_FILE",
+        conflicts_with = "database_url"
+    )]
+    pub database_url_file: Option<PathBuf>,
 
     /// Largest number of pooled connections.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
@@ -82,29 +101,83 @@ impl DatabaseArgs {
     pub fn from_url(url: impl Into<String>) -> Self {
         Self {
             database_url: SecretString::from(url.into()),
+            database_url_file: None,
             database_max_connections: 8,
             keepalive: KeepaliveArgs::default(),
         }
     }
 
-    /// The URL with any password replaced by `***`, fit for logs.
+    /// The URL: given directly, or read from its file or systemd credential.
+    pub fn url(&self) -> Result<SecretString, SecretError> {
+        SecretSource {
+            value: &self.database_url,
+            file: self.database_url_file.as_deref(),
+            variable: "DATABASE_URL",
+            credential: "database-url",
+        }
+        .load()
+    }
+
+    /// The URL with its password removed (see [`redact_url`]), fit for logs.
     pub fn redacted_url(&self) -> String {
-        redact_url(self.database_url.expose_secret())
+        match self.url() {
+            Ok(url) => redact_url(url.expose_secret()),
+            Err(_) => "<not set>".to_owned(),
+        }
     }
 }
 
-/// Replaces the password of a `postgres://user:password@host/db` URL by `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+/// The text shown instead of a secret.
+const REDACTED: &str = "***";
+
+/// A database URL fit for logs: the URL is parsed, its password (`user:pw@`)
+/// and every query parameter that names a password, secret or token
+/// (`?password=`, `sslpassword=`) are replaced by `***`. Text that does not
+/// parse as a URL is not shown at all, since where its secret lies cannot be
+/// told.
+pub fn redact_url(text: &str) -> String {
+    let Ok(mut url) = url::Url::parse(text) else {
+        return match text.split_once("://") {
+            Some((scheme, _))
+                if scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+            {
+                format!("{scheme}://<not shown: not a valid URL>")
+            }
+            _ => "<not shown: not a valid URL>".to_owned(),
+        };
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+    if url.password().is_some() {
+        // Only a URL that cannot have a password (no host) refuses this, and
+        // such a URL has none.
+        let _ = url.set_password(Some(REDACTED));
     }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if is_secret_parameter(&key) {
+                    REDACTED.to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    if url.fragment().is_some() {
+        url.set_fragment(Some(REDACTED));
+    }
+    url.into()
+}
+
+fn is_secret_parameter(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token"]
+        .iter()
+        .any(|word| key.contains(word))
 }
 
 /// How log lines are written.
@@ -163,6 +236,32 @@ mod tests {
             redact_url("postgres://app@db/aplus"),
             "postgres://app@db/aplus"
         );
+        // An `@` or `:` in the password, percent-encoded as it must be.
+        assert_eq!(
+            redact_url("postgresql://app:p%40ss%3Aw%2Fd@db/aplus?sslmode=require"),
+            "postgresql://app:***@db/aplus?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/aplus?sslmode=require&password=s3cret&PassWord=x"),
+            "postgres://app@db/aplus?sslmode=require&password=***&PassWord=***"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/aplus?sslpassword=s3cret"),
+            "postgres://app@db/aplus?sslpassword=***"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/aplus?password=a%26b%3Dc"),
+            "postgres://app@db/aplus?password=***"
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_a_url_is_not_shown() {
+        // Several hosts: valid for libpq, not for a URL parser.
+        let shown = redact_url("postgres://app:s3cret@h1:5432,h2:5432/aplus");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let shown = redact_url("host=db user=app password=s3cret");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     #[test]

@@ -62,8 +62,10 @@ pub fn connect_options(
     args: &DatabaseArgs,
     settings: &PoolSettings,
 ) -> Result<PgConnectOptions, sea_orm::sqlx::Error> {
-    let mut options: PgConnectOptions = args
-        .database_url
+    let url = args
+        .url()
+        .map_err(|e| sea_orm::sqlx::Error::Configuration(Box::new(e)))?;
+    let mut options: PgConnectOptions = url
         .expose_secret()
         .parse::<PgConnectOptions>()?
         .application_name(&settings.application_name);

@@ -1,17 +1,49 @@
-//! Tracing set-up: human-readable or JSON lines, filtered by `RUST_LOG`.
+//! Tracing set-up: human-readable or JSON lines, filtered by `RUST_LOG`,
+//! with the crates that log secrets capped whatever `RUST_LOG` says.
 
 use std::io::IsTerminal as _;
 
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::LogFormat;
+
+/// Crates whose records below these levels carry secrets, with the most
+/// verbose level they are ever logged at. At `debug` and `trace`,
+/// tungstenite logs every WebSocket frame it sends (the gateway's IDENTIFY
+/// and RESUME hold the Discord token) as hex and as a list of byte values;
+/// the HTTP and TLS stacks log request headers (`Authorization: Bot ...`)
+/// and connection details. Their remaining records (errors, warnings, and
+/// tungstenite's and hyper's info) are still logged. README ("Security")
+/// lists them beside `RUST_LOG`.
+pub const CAPPED: &[(&str, Level)] = &[
+    ("tungstenite", Level::INFO),
+    ("tokio_tungstenite", Level::INFO),
+    ("hyper", Level::INFO),
+    ("hyper_util", Level::INFO),
+    ("h2", Level::INFO),
+    ("reqwest", Level::INFO),
+    ("rustls", Level::INFO),
+    ("tokio_rustls", Level::INFO),
+];
+
+/// The filter that applies [`CAPPED`] on top of any other: everything else
+/// passes at every level.
+pub fn caps() -> Targets {
+    Targets::new()
+        .with_default(Level::TRACE)
+        .with_targets(CAPPED.iter().copied())
+}
 
 /// Installs the global subscriber. Calling it twice (as tests may) keeps the first.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new("info,sqlx=warn,sea_orm=warn,serenity=warn,tracing::span=warn")
     });
-    let registry = tracing_subscriber::registry().with(filter);
+    // Two global filters: a record is logged only if both let it through, so
+    // no `RUST_LOG` directive can lift a cap.
+    let registry = tracing_subscriber::registry().with(filter).with(caps());
     let result = match format {
         LogFormat::Pretty => registry
             .with(
@@ -53,4 +85,21 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caps_hold_whatever_the_other_filter_allows() {
+        let caps = caps();
+        assert!(!caps.would_enable("tungstenite::protocol", &Level::TRACE));
+        assert!(!caps.would_enable("tungstenite::protocol", &Level::DEBUG));
+        assert!(caps.would_enable("tungstenite::protocol", &Level::INFO));
+        assert!(!caps.would_enable("h2::codec", &Level::DEBUG));
+        assert!(caps.would_enable("serenity::gateway::shard", &Level::TRACE));
+        assert!(caps.would_enable("bot::writer", &Level::TRACE));
+        assert!(caps.would_enable("sqlx::query", &Level::TRACE));
+    }
 }
