@@ -1,11 +1,13 @@
 //! The bot's flags, each with an environment variable.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 use secrecy::SecretString;
 use service::config::parse_duration;
+use service::secret::{SecretError, SecretSource};
 use service::{DatabaseArgs, TelemetryArgs};
 
 /// The public Discord API, used unless `DISCORD_API_URL` names a simulator.
@@ -22,9 +24,23 @@ pub struct BotConfig {
     pub telemetry: TelemetryArgs,
 
     /// Bot token from the Discord Developer Portal. Kept as a secret: it never
-    /// appears in logs or in `Debug` output.
-    #[arg(long, env = "DISCORD_TOKEN", hide_env_values = true)]
+    /// appears in logs or in `Debug` output. Give it in the environment or a
+    /// file: the binary refuses it on the command line, where every local
+    /// user can read it.
+    #[arg(
+        long,
+        env = "DISCORD_TOKEN",
+        hide_env_values = true,
+        default_value = "",
+        hide_default_value = true
+    )]
     pub discord_token: SecretString,
+
+    /// File holding the bot token, readable only by the bot. Without this or
+    /// `DISCORD_TOKEN`, `$CREDENTIALS_DIRECTORY/discord-token` is read
+    /// (systemd's `LoadCredential=discord-token:<file>`).
+    #[arg(long, env = "DISCORD_TOKEN_FILE", conflicts_with = "discord_token")]
+    pub discord_token_file: Option<PathBuf>,
 
     /// Base URL of a Discord simulator (e.g. `http://127.0.0.1:7878`). Only for
     /// the simulator: serenity's REST proxy is enabled and its rate limiter
@@ -120,6 +136,22 @@ impl BotConfig {
         config.channels = channels;
         config.http_listen = "127.0.0.1:0".parse().expect("literal address");
         config
+    }
+
+    /// Reads the token from its file or systemd credential when it was not
+    /// given directly, and checks the database URL can be had the same way,
+    /// so a missing secret stops the bot at start with the fix to apply.
+    pub fn load_secrets(&mut self) -> Result<(), SecretError> {
+        self.discord_token = SecretSource {
+            value: &self.discord_token,
+            file: self.discord_token_file.as_deref(),
+            variable: "DISCORD_TOKEN",
+            credential: "discord-token",
+        }
+        .load()?;
+        self.database.database_url = self.database.url()?;
+        self.database.database_url_file = None;
+        Ok(())
     }
 
     /// The API base URL: the simulator's, or Discord's.

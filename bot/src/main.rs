@@ -8,8 +8,21 @@ async fn main() -> std::process::ExitCode {
     // fault-injection points for the chaos suite.
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    let config = bot::BotConfig::parse();
+    // The command line of every process is readable by every local user.
+    if service::secret::on_command_line("--discord-token") {
+        eprintln!(
+            "bot: refusing --discord-token: the command line is visible to every local user; \
+             set DISCORD_TOKEN, or DISCORD_TOKEN_FILE to a file only the bot can read"
+        );
+        return std::process::ExitCode::from(2);
+    }
+    let mut config = bot::BotConfig::parse();
     service::telemetry::init(config.telemetry.log_format);
+    service::secret::warn_if_on_command_line("--database-url");
+    if let Err(error) = config.load_secrets() {
+        tracing::error!(error = %service::telemetry::error_chain(&error), "bot failed");
+        return std::process::ExitCode::from(2);
+    }
     let shutdown = service::shutdown::on_signal();
     match bot::run(config, shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
