@@ -7,8 +7,8 @@ use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{WAIT, wait_count, world};
-use discord_sim::{NewMessage, SimConfig};
+use common::{WAIT, world};
+use discord_sim::SimConfig;
 use testkit::TestDb;
 
 fn bot_command(database_url: &str, api_url: &str, channels: &[u64], token: &str) -> Command {

@@ -300,6 +300,38 @@ mod tests {
     }
 
     #[test]
+    fn the_database_url_comes_from_its_flag_or_its_file_not_both() {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            database: DatabaseArgs,
+        }
+        use clap::Parser as _;
+        let path = std::env::temp_dir().join(format!("aplus-url-{}", std::process::id()));
+        std::fs::write(&path, "postgres://app:s3cret@db/aplus\n").expect("write");
+        let file = path.to_str().expect("utf-8 temp path");
+        // Built, not parsed: the tests' own DATABASE_URL would conflict.
+        let mut args = DatabaseArgs::from_url("");
+        args.database_url_file = Some(path.clone());
+        assert_eq!(
+            args.url().expect("read").expose_secret(),
+            "postgres://app:s3cret@db/aplus"
+        );
+        assert_eq!(args.redacted_url(), "postgres://app:***@db/aplus");
+        assert!(
+            Cli::try_parse_from([
+                "test",
+                "--database-url",
+                "postgres://db/a",
+                "--database-url-file",
+                file
+            ])
+            .is_err()
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
     fn the_database_url_never_shows_in_debug_output() {
         let args = DatabaseArgs::from_url("postgres://app:canary-password@db/aplus");
         assert!(!format!("{args:?}").contains("canary-password"));

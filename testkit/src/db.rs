@@ -160,6 +160,23 @@ pub struct PasswordRole {
     pub bare_url: String,
 }
 
+/// One way of giving a service a database password: the environment
+/// variables to set.
+#[derive(Debug, Clone)]
+pub struct PasswordForm {
+    /// What the form is, for messages.
+    pub name: &'static str,
+    /// Variables and their values.
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl PasswordForm {
+    /// Sets the form's variables on `command`.
+    pub fn apply(&self, command: &mut std::process::Command) {
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+    }
+}
+
 impl TestDb {
     /// Creates a login role named after this database with `password`,
     /// member of the role the tests connect as (so it may do all they may).
@@ -189,6 +206,35 @@ impl TestDb {
         }
     }
 
+    /// Each way a service can be given `role`'s password: in the URL's user
+    /// info, in its query, in `PGPASSWORD`, and in a file named by
+    /// `DATABASE_URL_FILE` (written to the temporary directory).
+    pub fn password_forms(&self, role: &PasswordRole) -> Vec<PasswordForm> {
+        let file = std::env::temp_dir().join(format!("aplus-{}-url", role.name));
+        // A trailing newline, as `echo` and editors write it.
+        std::fs::write(&file, format!("{}\n", role.userinfo_url))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
+        let form = |name, env: &[(&'static str, &str)]| PasswordForm {
+            name,
+            env: env.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        };
+        vec![
+            form("user:password@", &[("DATABASE_URL", &role.userinfo_url)]),
+            form("?password=", &[("DATABASE_URL", &role.query_url)]),
+            form(
+                "PGPASSWORD",
+                &[
+                    ("DATABASE_URL", &role.bare_url),
+                    ("PGPASSWORD", &role.password),
+                ],
+            ),
+            form(
+                "DATABASE_URL_FILE",
+                &[("DATABASE_URL_FILE", file.to_str().expect("utf-8 temp path"))],
+            ),
+        ]
+    }
+
     /// Drops a role made by [`TestDb::password_role`] once its sessions are gone.
     pub async fn drop_role(&self, role: &PasswordRole) {
         self.exec(&format!(
@@ -198,6 +244,7 @@ impl TestDb {
         .await;
         self.exec(&format!(r#"DROP ROLE IF EXISTS "{}""#, role.name))
             .await;
+        let _ = std::fs::remove_file(std::env::temp_dir().join(format!("aplus-{}-url", role.name)));
     }
 }
 

@@ -21,6 +21,6 @@ pub mod factory;
 mod wait;
 
 #[cfg(feature = "db")]
-pub use db::{PasswordRole, TestDb, server_url};
+pub use db::{PasswordForm, PasswordRole, TestDb, server_url};
 #[cfg(feature = "db")]
 pub use wait::eventually;
