@@ -11,6 +11,7 @@ async fn main() -> std::process::ExitCode {
     let _failpoints = fail::FailScenario::setup();
     let config = WorkerConfig::parse();
     service::telemetry::init(config.telemetry.log_format);
+    service::secret::warn_if_on_command_line("--database-url");
     let shutdown = service::shutdown::on_signal();
     match worker::run(config, shutdown, |_| {}).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
