@@ -51,6 +51,7 @@ fn main() -> ExitCode {
 fn init_logs(telemetry: &TelemetryArgs, always: bool) {
     if always || std::env::var_os("RUST_LOG").is_some() {
         service::telemetry::init(telemetry.log_format);
+        service::secret::warn_if_on_command_line("--database-url");
     }
 }
 
