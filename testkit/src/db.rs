@@ -106,21 +106,16 @@ impl TestDb {
 
     /// Runs one SQL statement and returns the first column of the first row as i64.
     pub async fn scalar(&self, sql: &str) -> i64 {
-        let row = self
-            .db
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                sql,
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("query failed: {sql}: {e}"))
-            .unwrap_or_else(|| panic!("query returned no row: {sql}"));
-        row.try_get_by_index::<i64>(0)
-            .unwrap_or_else(|e| panic!("first column of `{sql}` is not a bigint: {e}"))
+        self.first(sql).await
     }
 
     /// Runs one SQL statement and returns the first column of the first row as text.
     pub async fn text(&self, sql: &str) -> String {
+        self.first(sql).await
+    }
+
+    /// Runs one SQL statement and returns the first column of the first row.
+    pub async fn first<T: sea_orm::TryGetable>(&self, sql: &str) -> T {
         let row = self
             .db
             .query_one_raw(sea_orm::Statement::from_string(
@@ -130,8 +125,12 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| panic!("query failed: {sql}: {e}"))
             .unwrap_or_else(|| panic!("query returned no row: {sql}"));
-        row.try_get_by_index::<String>(0)
-            .unwrap_or_else(|e| panic!("first column of `{sql}` is not text: {e}"))
+        row.try_get_by_index::<T>(0).unwrap_or_else(|e| {
+            panic!(
+                "first column of `{sql}` is not a {}: {e}",
+                std::any::type_name::<T>()
+            )
+        })
     }
 
     /// Runs SQL statements for their effect.

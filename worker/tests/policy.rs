@@ -5,23 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{TimeZone as _, Utc};
-use outbox::record::{self, MessageEdit, NewMessage};
+use chrono::Utc;
+use common::{LONG, SHORT, post};
+use outbox::record::{self, MessageEdit};
 use sea_orm::TransactionTrait;
-use testkit::{TestDb, factory};
-
-const SHORT: &str = "A+ Scalp Trade Setups — Wed Jun 18\n\nSPY\n🔼 Aggressive Breakout Above 596.90 🔼 599.80, 602.00, 605.50";
-const LONG: &str = "A+ Scalp Trade Setups — Wed Jun 18\n\nSPY\n🔼 Aggressive Breakout Above 596.90 🔼 599.80, 602.00, 605.50\n🔻 Aggressive Breakdown Below 590.00 🔻 588.00, 585.50, 583.00\n\nTSLA\n❌ Rejection Near 346.90 (343.20, 341.80, 339.50)";
-
-fn post(id: i64, minutes: i64, text: &str) -> NewMessage {
-    let mut m = factory::message(id, 1, text);
-    m.sent_at = Utc
-        .with_ymd_and_hms(2025, 6, 18, 12, 0, 0)
-        .single()
-        .expect("valid date")
-        + chrono::Duration::minutes(minutes);
-    m
-}
+use testkit::TestDb;
 
 async fn status(t: &TestDb, id: i64) -> String {
     let n = |s: &str| {

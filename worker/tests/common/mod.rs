@@ -3,12 +3,29 @@
 
 use std::time::Duration;
 
+use chrono::{TimeZone as _, Utc};
 use outbox::payload::Source;
 use outbox::record::{self, NewMessage};
 use sea_orm::TransactionTrait;
 use testkit::{TestDb, factory};
 use tokio_util::sync::CancellationToken;
 use worker::WorkerConfig;
+
+/// A short A+ post for Wednesday June 18th: one setup.
+pub const SHORT: &str = "A+ Scalp Trade Setups — Wed Jun 18\n\nSPY\n🔼 Aggressive Breakout Above 596.90 🔼 599.80, 602.00, 605.50";
+/// A longer A+ post for the same day: three setups.
+pub const LONG: &str = "A+ Scalp Trade Setups — Wed Jun 18\n\nSPY\n🔼 Aggressive Breakout Above 596.90 🔼 599.80, 602.00, 605.50\n🔻 Aggressive Breakdown Below 590.00 🔻 588.00, 585.50, 583.00\n\nTSLA\n❌ Rejection Near 346.90 (343.20, 341.80, 339.50)";
+
+/// A message in channel 1 posted `minutes` after noon UTC on 2025-06-18.
+pub fn post(id: i64, minutes: i64, text: &str) -> NewMessage {
+    let mut m = factory::message(id, 1, text);
+    m.sent_at = Utc
+        .with_ymd_and_hms(2025, 6, 18, 12, 0, 0)
+        .single()
+        .expect("valid date")
+        + chrono::Duration::minutes(minutes);
+    m
+}
 
 /// A worker running in this process on the test database.
 pub struct RunningWorker {
