@@ -324,7 +324,9 @@ pub async fn process_batch<H: Handler>(
 
 /// One batch from `cursor` (or the watermark); returns the report and where
 /// the next claim may start.
-#[tracing::instrument(level = "debug", skip_all, fields(worker = %config.worker), err)]
+// Errors are logged by the caller, which limits how often (one line per
+// failed batch from each loop would flood the log during an outage).
+#[tracing::instrument(level = "debug", skip_all, fields(worker = %config.worker), err(level = "debug"))]
 async fn run_batch<H: Handler>(
     db: &DatabaseConnection,
     config: &ConsumerConfig,
