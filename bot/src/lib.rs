@@ -23,6 +23,7 @@ pub mod channels;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod gaps;
 pub mod gateway;
 pub mod handler;
 pub mod ingest;

@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use outbox::payload::Source;
+use outbox::record::{Deleted, Edited, Recorded};
+
+use crate::ingest::{Applied, EditResult};
 
 /// Why a message was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -452,6 +455,44 @@ impl Stats {
             rest_network_errors: get(&self.rest_network_errors),
             readies: get(&self.readies),
             resumes: get(&self.resumes),
+        }
+    }
+
+    /// Counts what one committed write did.
+    pub fn applied(&self, applied: &Applied) {
+        let count_recorded = |recorded: &Recorded, source: Source| match recorded {
+            Recorded::Stored {
+                sanitized,
+                tombstoned,
+                ..
+            } => {
+                self.stored(source, *sanitized);
+                if *tombstoned {
+                    tracing::debug!("stored a message whose delete came first: kept deleted");
+                }
+            }
+            Recorded::Duplicate => self.duplicate(source),
+        };
+        match applied {
+            Applied::Created { recorded, source } => count_recorded(recorded, *source),
+            Applied::Many { recorded, source } => {
+                for (_, r) in recorded {
+                    count_recorded(r, *source);
+                }
+            }
+            Applied::Edited(EditResult::Edit(edited)) => self.edit(match edited {
+                Edited::Updated { .. } => EditOutcome::Updated,
+                Edited::Unchanged => EditOutcome::Unchanged,
+                Edited::Unknown => EditOutcome::Unknown,
+            }),
+            Applied::Edited(EditResult::StoredAsCreate(_)) => {
+                self.edit(EditOutcome::StoredAsCreate)
+            }
+            Applied::Deleted(deleted) => self.delete(match deleted {
+                Deleted::Deleted { .. } => DeleteOutcome::Deleted,
+                Deleted::AlreadyDeleted => DeleteOutcome::AlreadyDeleted,
+                Deleted::Tombstoned => DeleteOutcome::Tombstoned,
+            }),
         }
     }
 }

@@ -25,7 +25,7 @@
 //! backfill starts below it (writes finish out of order, so it may lie below
 //! the channel's largest stored id). A dropped edit or delete is not in
 //! history as an event, so its message id is remembered instead (up to
-//! [`REFETCH_LIMIT`] ids) and the next backfill of its channel reads the
+//! [`crate::gaps::REFETCH_LIMIT`] ids) and the next backfill of its channel reads the
 //! message back (`GET /channels/{id}/messages/{id}`): its current text is
 //! applied as an edit, and "unknown message" as a delete. Once the buffer is
 //! empty and the database answers, the outage ends and [`Writer::recovered`]
@@ -35,13 +35,11 @@
 //! failure, the first overflow, a summary every [`SUMMARY_INTERVAL`], and one
 //! line at recovery.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use outbox::payload::Source;
-use outbox::record::{Deleted, Edited, Recorded};
 use outbox::{Backoff, OutboxError};
 use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 use tokio::sync::{Notify, mpsc};
@@ -49,8 +47,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::buffer::Buffer;
 use crate::error::error_chain;
-use crate::ingest::{self, Applied, EditResult, Outcome, Write};
-use crate::stats::{DeleteOutcome, EditOutcome, Rejection, Stats};
+use crate::gaps::Gaps;
+use crate::ingest::{self, Applied, Outcome, Write};
+use crate::stats::{Rejection, Stats};
 
 /// How often a continuing outage is summarised in the log.
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(30);
@@ -59,11 +58,6 @@ pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(30);
 /// burst costs a few round trips per hundreds of messages; small enough that
 /// one group's statement and its parameters stay a few megabytes.
 pub const GROUP_MAX: usize = 500;
-
-/// Message ids of dropped edits and deletes remembered for reading back
-/// (8 bytes each, so at most about a megabyte). Past it, a dropped edit or
-/// delete is lost and counted (`aplus_bot_refetch_overflow_total`).
-pub const REFETCH_LIMIT: usize = 100_000;
 
 /// The state of an outage, for its log lines.
 #[derive(Debug)]
@@ -97,20 +91,9 @@ pub struct Writer {
     outage: Mutex<Option<Outage>>,
     wake: Notify,
     recovered: Arc<Notify>,
-    /// Per channel, the smallest id of a message dropped from memory and not
-    /// yet covered by a backfill.
-    losses: Mutex<HashMap<i64, i64>>,
-    /// Per channel, message ids whose dropped edit or delete must be read
-    /// back from Discord.
-    refetch: Mutex<Refetch>,
+    /// What was dropped from memory, for the next backfills.
+    gaps: Gaps,
     notify_failures: AtomicU64,
-}
-
-/// Message ids to read back, by channel, with their total.
-#[derive(Debug, Default)]
-struct Refetch {
-    by_channel: HashMap<i64, BTreeSet<i64>>,
-    len: usize,
 }
 
 impl Writer {
@@ -138,6 +121,7 @@ impl Writer {
         stats.write_queue_depth(0);
         metrics::gauge!("aplus_bot_buffer_capacity").set(capacity as f64);
         metrics::gauge!("aplus_bot_write_queue_capacity").set(queue.max(1) as f64);
+        let gaps = Gaps::new(Arc::clone(&stats));
         let (sender, receiver) = mpsc::channel(queue.max(1));
         Self {
             db,
@@ -156,8 +140,7 @@ impl Writer {
             outage: Mutex::new(None),
             wake: Notify::new(),
             recovered: Arc::new(Notify::new()),
-            losses: Mutex::new(HashMap::new()),
-            refetch: Mutex::new(Refetch::default()),
+            gaps,
             notify_failures: AtomicU64::new(0),
         }
     }
@@ -407,82 +390,41 @@ impl Writer {
     /// later one is buffered), so a dropped message can lie below the
     /// channel's largest stored id; the next backfill must start below it.
     fn note_loss(&self, write: &Write) {
-        let messages: Vec<(i64, i64)> = match write {
-            Write::Create { message, .. } => vec![(message.channel_id, message.id)],
-            Write::Many { messages, .. } => messages.iter().map(|m| (m.channel_id, m.id)).collect(),
+        match write {
+            Write::Create { message, .. } => self.gaps.note_loss(message.channel_id, message.id),
+            Write::Many { messages, .. } => {
+                for m in messages {
+                    self.gaps.note_loss(m.channel_id, m.id);
+                }
+            }
             // An edit or a delete is not in history as an event: its message
             // is read back instead.
-            Write::Edit(update) => {
-                self.note_refetch(update.channel_id, update.edit.id);
-                Vec::new()
-            }
-            Write::Delete { id, channel_id } => {
-                self.note_refetch(*channel_id, *id);
-                Vec::new()
-            }
-        };
-        let mut losses = self.losses.lock().unwrap_or_else(PoisonError::into_inner);
-        for (channel_id, id) in messages {
-            let floor = losses.entry(channel_id).or_insert(id);
-            *floor = (*floor).min(id);
-        }
-    }
-
-    /// Remembers a message whose edit or delete was dropped, so the next
-    /// backfill of its channel reads it back.
-    fn note_refetch(&self, channel_id: i64, id: i64) {
-        let mut refetch = self.refetch.lock().unwrap_or_else(PoisonError::into_inner);
-        if refetch.len >= REFETCH_LIMIT {
-            self.stats.refetch_overflowed();
-            tracing::debug!(
-                message_id = id,
-                limit = REFETCH_LIMIT,
-                "edit or delete dropped and too many already remembered: lost"
-            );
-            return;
-        }
-        if refetch.by_channel.entry(channel_id).or_default().insert(id) {
-            refetch.len += 1;
-            self.stats.refetch_pending(refetch.len);
+            Write::Edit(update) => self.gaps.note_refetch(update.channel_id, update.edit.id),
+            Write::Delete { id, channel_id } => self.gaps.note_refetch(*channel_id, *id),
         }
     }
 
     /// Takes the messages of a channel to read back, oldest first. Give back
     /// what was not done with [`Writer::restore_refetch`].
     pub fn take_refetch(&self, channel_id: i64) -> Vec<i64> {
-        let mut refetch = self.refetch.lock().unwrap_or_else(PoisonError::into_inner);
-        let ids: Vec<i64> = refetch
-            .by_channel
-            .remove(&channel_id)
-            .map(|ids| ids.into_iter().collect())
-            .unwrap_or_default();
-        refetch.len -= ids.len();
-        self.stats.refetch_pending(refetch.len);
-        ids
+        self.gaps.take_refetch(channel_id)
     }
 
     /// Puts back messages taken by a backfill that did not finish.
     pub fn restore_refetch(&self, channel_id: i64, ids: &[i64]) {
-        for &id in ids {
-            self.note_refetch(channel_id, id);
-        }
+        self.gaps.restore_refetch(channel_id, ids)
     }
 
     /// Takes the smallest dropped message id of a channel, for a backfill to
     /// start below it. Give it back with [`Writer::restore_loss`] if the
     /// backfill fails.
     pub fn take_loss(&self, channel_id: i64) -> Option<i64> {
-        self.losses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&channel_id)
+        self.gaps.take_loss(channel_id)
     }
 
     /// Puts back a loss taken by a backfill that did not finish.
     pub fn restore_loss(&self, channel_id: i64, id: i64) {
-        let mut losses = self.losses.lock().unwrap_or_else(PoisonError::into_inner);
-        let floor = losses.entry(channel_id).or_insert(id);
-        *floor = (*floor).min(id);
+        self.gaps.note_loss(channel_id, id)
     }
 
     fn reject(&self, write: &Write, error: &OutboxError) {
@@ -503,7 +445,7 @@ impl Writer {
     /// Counts what a committed group did.
     fn account(&self, outcome: &Outcome) {
         for applied in &outcome.applied {
-            self.account_one(applied);
+            self.stats.applied(applied);
         }
         if let Some(error) = &outcome.notify_error {
             self.stats.notify_failed();
@@ -518,44 +460,6 @@ impl Writer {
                     "NOTIFY after commit failed; the events are stored and the worker's poll picks them up"
                 );
             }
-        }
-    }
-
-    /// Counts what one committed write did.
-    fn account_one(&self, applied: &Applied) {
-        let count_recorded = |recorded: &Recorded, source: Source| match recorded {
-            Recorded::Stored {
-                sanitized,
-                tombstoned,
-                ..
-            } => {
-                self.stats.stored(source, *sanitized);
-                if *tombstoned {
-                    tracing::debug!("stored a message whose delete came first: kept deleted");
-                }
-            }
-            Recorded::Duplicate => self.stats.duplicate(source),
-        };
-        match applied {
-            Applied::Created { recorded, source } => count_recorded(recorded, *source),
-            Applied::Many { recorded, source } => {
-                for (_, r) in recorded {
-                    count_recorded(r, *source);
-                }
-            }
-            Applied::Edited(EditResult::Edit(edited)) => self.stats.edit(match edited {
-                Edited::Updated { .. } => EditOutcome::Updated,
-                Edited::Unchanged => EditOutcome::Unchanged,
-                Edited::Unknown => EditOutcome::Unknown,
-            }),
-            Applied::Edited(EditResult::StoredAsCreate(_)) => {
-                self.stats.edit(EditOutcome::StoredAsCreate)
-            }
-            Applied::Deleted(deleted) => self.stats.delete(match deleted {
-                Deleted::Deleted { .. } => DeleteOutcome::Deleted,
-                Deleted::AlreadyDeleted => DeleteOutcome::AlreadyDeleted,
-                Deleted::Tombstoned => DeleteOutcome::Tombstoned,
-            }),
         }
     }
 
