@@ -273,11 +273,6 @@ impl Consumer {
         &self.config
     }
 
-    /// Makes the next claim start from the watermark.
-    pub fn rescan(&mut self) {
-        self.cursor = None;
-    }
-
     /// Claims one batch, handles it and commits; see [`process_batch`].
     pub async fn next_batch<H: Handler>(
         &mut self,

@@ -143,7 +143,7 @@ async fn consume_loop(
             match consumer.next_batch(&db, &handler).await {
                 Ok(report) => {
                     failures = 0;
-                    if report.was_full(&config) {
+                    if report.was_full(consumer.config()) {
                         // More is waiting: let another consumer join in.
                         wake.notify_one();
                         continue;

@@ -60,14 +60,13 @@ fn day_lock_key(day: NaiveDate) -> i32 {
 }
 
 /// Serialises decisions on these days across workers: one statement, in
-/// ascending order, so two batches touching the same days cannot deadlock.
+/// ascending order (the statement orders the keys), so two batches touching
+/// the same days cannot deadlock.
 async fn lock_days(txn: &DatabaseTransaction, days: &[NaiveDate]) -> Result<(), DbErr> {
     if days.is_empty() {
         return Ok(());
     }
-    let mut keys: Vec<i32> = days.iter().copied().map(day_lock_key).collect();
-    keys.sort_unstable();
-    keys.dedup();
+    let keys: Vec<i32> = days.iter().copied().map(day_lock_key).collect();
     txn.execute_raw(stmt(
         "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k ORDER BY k",
         [outbox::LOCK_CLASS.into(), keys.into()],
