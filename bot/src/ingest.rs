@@ -160,14 +160,11 @@ pub async fn apply(db: &DatabaseConnection, writes: &[Write]) -> Result<Outcome,
     // Fault injection for the chaos suite: die with the transaction open.
     fail::fail_point!("bot-before-commit", |_| std::process::abort());
     txn.commit().await?;
-    let outcome = Outcome {
-        applied,
-        notify_error: None,
-    };
-    let notify_error = outbox::notify::notify(db, &outcome.event_ids()).await.err();
+    let events: Vec<Uuid> = applied.iter().flat_map(Applied::event_ids).collect();
+    let notify_error = outbox::notify::notify(db, &events).await.err();
     Ok(Outcome {
+        applied,
         notify_error,
-        ..outcome
     })
 }
 
@@ -214,16 +211,9 @@ async fn apply_edit_locked(
 ) -> Result<EditResult, OutboxError> {
     let edited = record::record_edit_locked(txn, update.edit.clone()).await?;
     Ok(match (&edited, &update.full) {
-        (Edited::Unknown, Some(full)) => {
-            let recorded =
-                record::record_messages_locked(txn, vec![(full.clone(), Source::Gateway)]).await?;
-            EditResult::StoredAsCreate(
-                recorded
-                    .into_iter()
-                    .next()
-                    .map_or(Recorded::Duplicate, |(_, r)| r),
-            )
-        }
+        (Edited::Unknown, Some(full)) => EditResult::StoredAsCreate(
+            record::record_message_locked(txn, full.clone(), Source::Gateway).await?,
+        ),
         _ => EditResult::Edit(edited),
     })
 }

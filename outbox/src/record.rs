@@ -132,9 +132,19 @@ pub async fn record_message(
     message: NewMessage,
     source: Source,
 ) -> Result<Recorded, OutboxError> {
-    let recorded = record_messages(txn, vec![message], source).await?;
-    // One message in, one result out (record_messages_locked answers for
-    // every message it is given).
+    lock_message_ids(txn, &[message.id]).await?;
+    record_message_locked(txn, message, source).await
+}
+
+/// [`record_message`] for a caller that already holds the message id's lock.
+pub async fn record_message_locked(
+    txn: &DatabaseTransaction,
+    message: NewMessage,
+    source: Source,
+) -> Result<Recorded, OutboxError> {
+    let recorded = record_messages_locked(txn, vec![(message, source)]).await?;
+    // One message in, one result out: record_messages_locked answers for
+    // every message it is given.
     Ok(recorded
         .into_iter()
         .next()
