@@ -57,6 +57,11 @@ struct Session {
     application_name: String,
 }
 
+/// The `application_name` prefix of workers' LISTEN sessions
+/// (`aplus-worker-listener <worker name>`): the reconciler finds stale
+/// listeners by it, so the worker and the reconciler must agree on it.
+pub const LISTENER_APPLICATION_PREFIX: &str = "aplus-worker-listener";
+
 /// Timing of the listener.
 #[derive(Debug, Clone)]
 pub struct ListenerConfig {

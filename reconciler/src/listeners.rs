@@ -32,9 +32,7 @@ use crate::error::Result;
 use crate::format;
 use crate::sql::{float, interval_secs, one, stmt};
 
-/// `application_name` of every worker's LISTEN session starts with this
-/// (`aplus-worker-listener <worker name>`, set by the worker).
-pub const LISTENER_APPLICATION_PREFIX: &str = "aplus-worker-listener";
+pub use outbox::listener::LISTENER_APPLICATION_PREFIX;
 
 /// Default silence after which a listener counts as stale. A live worker
 /// hears its heartbeat every 2 s and replaces a connection that stays silent

@@ -36,7 +36,10 @@ pub async fn run(
     let mut settings = PoolSettings::new(format!("aplus-worker {name}"), config.concurrency + 2);
     settings.idle_in_transaction_timeout = Some(config.lease);
     let db = connect(&config.database, &settings).context("reading the database url")?;
-    let mut listen_settings = PoolSettings::new(format!("aplus-worker-listener {name}"), 1);
+    let mut listen_settings = PoolSettings::new(
+        format!("{} {name}", listener::LISTENER_APPLICATION_PREFIX),
+        1,
+    );
     listen_settings.statement_timeout = None;
     listen_settings.idle_in_transaction_timeout = None;
     let listen_options = service::db::connect_options(&config.database, &listen_settings)
