@@ -20,6 +20,8 @@ mod m20261126_000004_create_reconciler_runs;
 mod m20261126_000005_create_views;
 mod m20261127_000006_plan_friendly_views;
 mod m20261128_000007_create_listener_heartbeats;
+mod m20261205_000008_events_worker_lock;
+pub mod roles;
 
 use sea_orm::DatabaseConnection;
 
@@ -38,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_create_views::Migration),
             Box::new(m20261127_000006_plan_friendly_views::Migration),
             Box::new(m20261128_000007_create_listener_heartbeats::Migration),
+            Box::new(m20261205_000008_events_worker_lock::Migration),
         ]
     }
 }
@@ -45,11 +48,13 @@ impl MigratorTrait for Migrator {
 /// Key of the session advisory lock held while migrating ("aplus-mig" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x6170_6c75_732d_6d69;
 
-/// Applies every pending migration, one caller at a time.
+/// Applies every pending migration, one caller at a time, then the
+/// services' rights ([`roles::grant`]) when the roles exist.
 ///
 /// The lock is a session lock taken on a connection set aside for the whole
 /// run, so a second service starting at the same moment waits, then finds
-/// nothing left to apply.
+/// nothing left to apply. Without the roles (`migration roles` not run yet)
+/// the schema is migrated and a warning says what to run.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     let pool = db.get_postgres_connection_pool();
     let mut lock_conn = pool
@@ -61,7 +66,20 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
         .execute(sea_orm::sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK_KEY))
         .await
         .map_err(|e| DbErr::Custom(format!("taking the migration lock: {e}")))?;
-    let result = Migrator::up(db, None).await;
+    let mut result = Migrator::up(db, None).await;
+    if result.is_ok() {
+        result = match roles::roles_exist(db).await {
+            Ok(true) => roles::grant(db).await,
+            Ok(false) => {
+                tracing::warn!(
+                    "the roles aplus_owner, aplus_bot, aplus_worker, aplus_reconciler do not all \
+                     exist: no rights granted; run `migration roles` as an administrator"
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+    }
     // Unlocking can only fail if the connection broke, and then the server has
     // already released the session lock.
     let _ = lock_conn

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use migration::{Migrator, MigratorTrait};
+use migration::{Migrator, MigratorTrait, roles};
 use service::db::{PoolSettings, connect};
 use service::{DatabaseArgs, TelemetryArgs};
 
@@ -35,6 +35,19 @@ enum Command {
     Status,
     /// Drop every table and view, then apply every migration. Destroys data.
     Fresh,
+    /// Create or correct the roles aplus_owner, aplus_bot, aplus_worker and
+    /// aplus_reconciler, make aplus_owner the owner of the database and its
+    /// objects, and grant each service its rights. Idempotent; needs an
+    /// administrator (a superuser, or CREATEROLE and the database's owner).
+    Roles {
+        /// Leave CONNECTION LIMIT unlimited (test servers shared by many runs).
+        #[arg(long)]
+        unlimited_connections: bool,
+        /// A directory holding a file per role, named after it (`aplus_bot`),
+        /// with its password; roles without a file keep theirs.
+        #[arg(long, value_name = "DIR")]
+        password_dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -63,6 +76,37 @@ async fn main() -> anyhow::Result<()> {
         Command::Fresh => Migrator::fresh(&db)
             .await
             .context("rebuilding the schema")?,
+        Command::Roles {
+            unlimited_connections,
+            password_dir,
+        } => {
+            let mut options = roles::RoleOptions {
+                unlimited_connections,
+                passwords: Vec::new(),
+            };
+            if let Some(dir) = password_dir {
+                for role in roles::Role::ALL {
+                    let file = dir.join(role.name());
+                    match std::fs::read_to_string(&file) {
+                        Ok(text) => options.passwords.push((role, text.trim().to_owned())),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(e).with_context(|| format!("reading {}", file.display()));
+                        }
+                    }
+                }
+            }
+            roles::ensure_roles(&db, &options)
+                .await
+                .context("creating the roles")?;
+            roles::hand_over(&db)
+                .await
+                .context("handing the database over to aplus_owner")?;
+            roles::grant(&db).await.context("granting rights")?;
+            println!(
+                "roles aplus_owner, aplus_bot, aplus_worker, aplus_reconciler ready; run `migration up` as aplus_owner"
+            );
+        }
     }
     Ok(())
 }

@@ -12,6 +12,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use service::DatabaseArgs;
 use service::db::{PoolSettings, connect};
 
+use migration::roles::{self, Role, RoleOptions};
+
 use crate::cluster;
 
 const TEMPLATE: &str = concat!("aplus_tmpl_", env!("APLUS_SCHEMA_HASH"));
@@ -86,11 +88,33 @@ impl TestDb {
         ))))
         .await?;
         let url = with_database(&server, &name);
+        {
+            // Database-level rights are not copied from the template: the
+            // owner and what PUBLIC may not do are set on each copy.
+            let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await?,
+            );
+            migration::roles::hand_over(&db).await?;
+            db.close().await?;
+        }
         let db = connect(
             &DatabaseArgs::from_url(url.clone()),
             &PoolSettings::new("aplus-test", 10),
         )?;
         Ok(TestDb { name, url, db })
+    }
+
+    /// The URL of this database for `role` (no password: the test server
+    /// trusts local connections, or a private cluster's socket does).
+    pub fn url_as(&self, role: Role) -> String {
+        let mut url = url::Url::parse(&self.url).expect("the test database url parses");
+        url.set_password(None).expect("a postgres url has a user");
+        url.set_username(role.name())
+            .expect("a postgres url has a user");
+        url.into()
     }
 
     /// The database's URL as service arguments.
@@ -178,13 +202,15 @@ impl PasswordForm {
 
 impl TestDb {
     /// Creates a login role named after this database with `password`,
-    /// member of the role the tests connect as (so it may do all they may).
+    /// member of the role the tests connect as and of `aplus_owner` (so it
+    /// may do all they may on the schema the owner owns).
     pub async fn password_role(&self, password: &str) -> PasswordRole {
         let name = format!("canary_{}", &self.name["aplus_test_".len()..]);
         let current = self.text("SELECT current_user::text").await;
         let quoted = password.replace('\'', "''");
         self.exec(&format!(
-            r#"CREATE ROLE "{name}" LOGIN PASSWORD '{quoted}' IN ROLE "{current}""#
+            r#"CREATE ROLE "{name}" LOGIN PASSWORD '{quoted}' IN ROLE "{current}", {}"#,
+            Role::Owner.name()
         ))
         .await;
         let mut bare = url::Url::parse(&self.url).expect("the test database url parses");
@@ -270,13 +296,38 @@ async fn ensure_template(server: &str) -> Result<(), Box<dyn std::error::Error +
         )
         .bind(name.to_owned())
     };
-    if exists(TEMPLATE).fetch_one(&mut admin).await? {
+    let roles_exist = {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(server)
+            .await?;
+        let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+        let found = roles::roles_exist(&db).await?;
+        db.close().await?;
+        found
+    };
+    if roles_exist && exists(TEMPLATE).fetch_one(&mut admin).await? {
         return Ok(());
     }
     sea_orm::sqlx::query("SELECT pg_advisory_lock(1634755701, 2)")
         .execute(&mut admin)
         .await?;
     let result = async {
+        {
+            // Roles belong to the whole server; every test's services log
+            // in as them, so they are not limited in connections here.
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(server)
+                .await?;
+            let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+            let options = RoleOptions {
+                unlimited_connections: true,
+                passwords: Vec::new(),
+            };
+            roles::ensure_roles(&db, &options).await?;
+            db.close().await?;
+        }
         if exists(TEMPLATE).fetch_one(&mut admin).await? {
             return Ok(());
         }
@@ -299,6 +350,8 @@ async fn ensure_template(server: &str) -> Result<(), Box<dyn std::error::Error +
                 .await?;
             let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
             migration::migrate(&db).await?;
+            roles::hand_over(&db).await?;
+            roles::grant(&db).await?;
             db.close().await?;
         }
         admin

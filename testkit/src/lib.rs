@@ -23,4 +23,6 @@ mod wait;
 #[cfg(feature = "db")]
 pub use db::{PasswordForm, PasswordRole, TestDb, server_url};
 #[cfg(feature = "db")]
+pub use migration::roles::Role;
+#[cfg(feature = "db")]
 pub use wait::eventually;
