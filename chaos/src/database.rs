@@ -14,20 +14,11 @@ use testkit::cluster::{StopMode, TempCluster};
 /// Name of the database the services use.
 const DATABASE: &str = "aplus_chaos";
 
-/// The role the services log in as. Not a superuser, as in production, so
-/// the server's reserved slots stay the suite's (F13 relies on it), and a
-/// service that needed superuser powers would show.
-const SERVICE_ROLE: &str = "aplus_app";
-
-/// What the services' role may do: everything on the pipeline's tables,
-/// nothing beyond.
-const SERVICE_GRANTS: &str = r#"
-GRANT ALL ON ALL TABLES IN SCHEMA public TO aplus_app;
-GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO aplus_app;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO aplus_app;
--- pipeline_health counts LISTEN sessions of every role only with this.
-GRANT pg_read_all_stats TO aplus_app;
-"#;
+/// The services log in as their own roles (`migration roles`), with the
+/// rights and connection limits of production: not superusers, so the
+/// server's reserved slots stay the suite's (F13 relies on it), and a
+/// service that needed a right it was not granted would show.
+pub use migration::roles::Role as DbRole;
 
 /// How long a connection attempt of the suite's own may take: the server
 /// may be down on purpose, and a sample must not hang for it.
@@ -48,7 +39,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A worker batch may hold several events of one message; it re-derives the
 /// message once, under the last of them, and that one write is the effect of
 /// all of them. The writing (sub)transaction, the `xmin` of both rows, ties
-/// such an effect to every inbox row written with it.
+/// such an effect to every inbox row written with it. The trigger runs as
+/// its owner (`SECURITY DEFINER`), so the worker's role needs no right on
+/// `chaos_effects`.
 const EFFECT_RECORDER: &str = r#"
 CREATE TABLE chaos_effects (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -58,7 +51,8 @@ CREATE TABLE chaos_effects (
     recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX chaos_effects_event_id ON chaos_effects (event_id);
-CREATE FUNCTION chaos_record_effect() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION chaos_record_effect() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public AS $$
 BEGIN
     IF TG_OP = 'INSERT'
        OR NEW.parsed_at IS DISTINCT FROM OLD.parsed_at
@@ -98,35 +92,41 @@ impl ChaosDb {
             .context("starting a private PostgreSQL server")?;
         let admin_url = server.cluster.url("postgres");
         let mut admin = connect_url(&admin_url, "aplus-chaos-admin").await?;
-        // Two statements: a multi-statement string runs as one transaction,
-        // which CREATE DATABASE refuses.
-        for statement in [
-            format!(r#"CREATE DATABASE "{DATABASE}""#),
-            format!(r#"CREATE ROLE "{SERVICE_ROLE}" LOGIN"#),
-        ] {
-            admin
-                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(statement)))
-                .await
-                .context("creating the database and the services' role")?;
-        }
+        admin
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                r#"CREATE DATABASE "{DATABASE}""#
+            ))))
+            .await
+            .context("creating the database")?;
         let _ = admin.close().await;
         let url = server.cluster.url(DATABASE);
+        // As an installation does: the administrator creates the roles and
+        // hands the database over; the owner migrates (and grants).
         let db = connect(
             &DatabaseArgs::from_url(url.clone()),
+            &PoolSettings::new("aplus-chaos-admin", 1),
+        )
+        .context("connecting to create the roles")?;
+        migration::roles::ensure_roles(&db, &migration::roles::RoleOptions::default())
+            .await
+            .context("creating the roles")?;
+        migration::roles::hand_over(&db)
+            .await
+            .context("handing the database to its owner")?;
+        let _ = db.close().await;
+        let db = connect(
+            &DatabaseArgs::from_url(role_url(server.cluster.port, DbRole::Owner)),
             &PoolSettings::new("aplus-chaos-migrate", 2),
         )
         .context("connecting to migrate")?;
         migration::migrate(&db)
             .await
-            .context("applying the migrations")?;
+            .context("applying the migrations as the owner")?;
         let _ = db.close().await;
         let mut conn = connect_url(&url, "aplus-chaos-admin").await?;
         conn.execute(sqlx::raw_sql(EFFECT_RECORDER))
             .await
             .context("installing the effect recorder")?;
-        conn.execute(sqlx::raw_sql(SERVICE_GRANTS))
-            .await
-            .context("granting the services' role its rights")?;
         let _ = conn.close().await;
         Ok(Self {
             server,
@@ -134,9 +134,9 @@ impl ChaosDb {
         })
     }
 
-    /// URL of the pipeline's database for the services (their own role).
-    pub fn url(&self) -> String {
-        self.url_through(self.server.cluster.port)
+    /// URL of the pipeline's database for a service logging in as `role`.
+    pub fn url(&self, role: DbRole) -> String {
+        self.url_through(self.server.cluster.port, role)
     }
 
     /// URL of the pipeline's database for the suite's own observers
@@ -151,10 +151,10 @@ impl ChaosDb {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.server.cluster.port))
     }
 
-    /// The services' URL through something listening on `port` of the
+    /// A service's URL through something listening on `port` of the
     /// loopback (a proxy).
-    pub fn url_through(&self, port: u16) -> String {
-        format!("postgres://{SERVICE_ROLE}@127.0.0.1:{port}/{DATABASE}")
+    pub fn url_through(&self, port: u16, role: DbRole) -> String {
+        role_url(port, role)
     }
 
     /// A connection of the suite's own, named `application_name`.
@@ -190,18 +190,21 @@ impl ChaosDb {
     }
 
     /// Sets a server setting for every future session of the services'
-    /// role (`ALTER ROLE ... SET`), before the services start.
+    /// roles (`ALTER ROLE ... SET`), before the services start.
     ///
     /// # Errors
     /// When the server refuses the setting.
     pub async fn set_for_services(&self, setting: &str, value: &str) -> Result<()> {
         let mut conn = self.connect("aplus-chaos-admin").await?;
-        // Names and values come from the scenarios' constants, never from input.
-        conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            r#"ALTER ROLE "{SERVICE_ROLE}" SET {setting} = '{value}'"#
-        ))))
-        .await
-        .with_context(|| format!("setting {setting} for the services' role"))?;
+        for role in DbRole::SERVICES {
+            // Names and values come from the scenarios' constants, never from input.
+            conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                r#"ALTER ROLE "{}" SET {setting} = '{value}'"#,
+                role.name()
+            ))))
+            .await
+            .with_context(|| format!("setting {setting} for {}", role.name()))?;
+        }
         Ok(())
     }
 
@@ -218,6 +221,12 @@ impl ChaosDb {
             .filter(|line| line.contains(needle))
             .count()
     }
+}
+
+/// The pipeline database's URL on the loopback `port` for `role` (the
+/// private cluster trusts its loopback).
+fn role_url(port: u16, role: DbRole) -> String {
+    format!("postgres://{}@127.0.0.1:{port}/{DATABASE}", role.name())
 }
 
 /// Connects once, giving up after [`CONNECT_TIMEOUT`].

@@ -10,7 +10,7 @@ use discord_sim::{NewMessage, Sim, SimConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::bins::Binaries;
-use crate::database::ChaosDb;
+use crate::database::{ChaosDb, DbRole};
 use crate::probe::Probe;
 use crate::proxy::Proxy;
 use crate::supervisor::{Program, Supervised};
@@ -191,9 +191,9 @@ impl Stack {
         }
 
         let restart = Duration::from_millis(defaults::RESTART_DELAY_MS);
-        let common = || -> Vec<(String, String)> {
+        let common = |role: DbRole| -> Vec<(String, String)> {
             vec![
-                ("DATABASE_URL".into(), db.url()),
+                ("DATABASE_URL".into(), db.url(role)),
                 ("LOG_FORMAT".into(), "json".into()),
                 ("NO_PROXY".into(), "127.0.0.1,localhost".into()),
                 ("no_proxy".into(), "127.0.0.1,localhost".into()),
@@ -213,7 +213,7 @@ impl Stack {
         };
 
         let port = free_port()?;
-        let mut env = common();
+        let mut env = common(DbRole::Bot);
         env.extend([
             ("DISCORD_TOKEN".into(), "chaos-token".into()),
             ("DISCORD_API_URL".into(), sim.api_url()),
@@ -253,7 +253,7 @@ impl Stack {
         for index in 0..spec.workers {
             let name = format!("worker-{}", char::from(b'a' + (index % 26) as u8));
             let port = free_port()?;
-            let mut env = common();
+            let mut env = common(DbRole::Worker);
             env.extend([
                 ("WORKER_HTTP_LISTEN".into(), format!("127.0.0.1:{port}")),
                 ("WORKER_NAME".into(), name.clone()),
@@ -264,7 +264,10 @@ impl Stack {
                 ("WORKER_POLL_INTERVAL".into(), defaults::WORKER_POLL.into()),
             ]);
             if let Some(proxy) = &proxy {
-                env.push(("DATABASE_URL".into(), db.url_through(proxy.port())));
+                env.push((
+                    "DATABASE_URL".into(),
+                    db.url_through(proxy.port(), DbRole::Worker),
+                ));
             }
             env.extend(spec.worker_env.iter().cloned());
             workers.push(Service {
@@ -284,7 +287,7 @@ impl Stack {
         for index in 0..spec.reconcilers {
             let name = format!("reconciler-{}", index + 1);
             let port = free_port()?;
-            let mut env = common();
+            let mut env = common(DbRole::Reconciler);
             env.extend([
                 ("RECONCILER_HTTP_LISTEN".into(), format!("127.0.0.1:{port}")),
                 ("RECONCILER_INSTANCE".into(), name.clone()),
@@ -296,8 +299,6 @@ impl Stack {
                     "RECONCILER_ORPHAN_GRACE".into(),
                     defaults::ORPHAN_GRACE.into(),
                 ),
-                // The suite migrated the database before anything started.
-                ("RECONCILER_SKIP_MIGRATIONS".into(), "true".into()),
             ]);
             env.extend(spec.reconciler_env.iter().cloned());
             reconcilers.push(Service {
