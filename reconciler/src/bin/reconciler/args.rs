@@ -124,9 +124,11 @@ pub(crate) struct RunArgs {
     /// Address of /healthz, /readyz, /metrics, the dashboard (/) and /api/health.
     #[arg(long, env = "RECONCILER_HTTP_LISTEN", default_value = "127.0.0.1:9103")]
     pub(crate) http_listen: SocketAddr,
-    /// Do not apply migrations at start (when `migration up` runs as its own step).
-    #[arg(long, env = "RECONCILER_SKIP_MIGRATIONS")]
-    pub(crate) skip_migrations: bool,
+    /// Apply pending migrations at start. Off by default: migrations run as
+    /// the schema's owner (`migration up`), and the reconciler's own role may
+    /// not change the schema.
+    #[arg(long, env = "RECONCILER_MIGRATE")]
+    pub(crate) migrate: bool,
 }
 
 pub(crate) fn parse_schedule(line: &str) -> Result<Schedule, String> {

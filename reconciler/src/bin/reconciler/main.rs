@@ -102,7 +102,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 pass: args.pass.config()?,
                 schedule: args.schedule,
                 http_listen: args.http_listen,
-                migrate: !args.skip_migrations,
+                migrate: args.migrate,
                 thresholds: Thresholds {
                     grace: args.pass.orphan_grace,
                     listener_stale_after: args.pass.listeners.listener_stale_after,
