@@ -24,7 +24,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Apply every pending migration (waits for any other migrating process).
-    Up,
+    Up {
+        /// Keep retrying, every few seconds, while the database does not
+        /// answer, for up to this long (`15min`): a remote database may come
+        /// up after this host. Errors other than an unreachable server fail
+        /// at once.
+        #[arg(long, value_name = "DURATION", value_parser = service::config::parse_duration)]
+        wait_for_database: Option<std::time::Duration>,
+    },
     /// Roll back the most recent migrations.
     Down {
         /// How many migrations to roll back.
@@ -59,9 +66,19 @@ async fn main() -> anyhow::Result<()> {
     settings.statement_timeout = None;
     let db = connect(&cli.database, &settings).context("reading the database url")?;
     match cli.command {
-        Command::Up => migration::migrate(&db)
-            .await
-            .context("applying migrations")?,
+        Command::Up { wait_for_database } => {
+            let deadline = tokio::time::Instant::now() + wait_for_database.unwrap_or_default();
+            loop {
+                match migration::migrate(&db).await {
+                    Ok(()) => break,
+                    Err(e) if unreachable(&e) && tokio::time::Instant::now() < deadline => {
+                        tracing::warn!(error = %e, "the database does not answer yet; retrying in 3 s");
+                        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                    }
+                    Err(e) => return Err(e).context("applying migrations"),
+                }
+            }
+        }
         Command::Down { steps } => Migrator::down(&db, Some(steps))
             .await
             .context("rolling back migrations")?,
@@ -109,4 +126,23 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// True when `error` says the server could not be reached (refused, reset,
+/// timed out, starting up), as opposed to a refusal or a failed migration.
+fn unreachable(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    let sqlx = match error {
+        DbErr::Conn(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => e,
+        DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Custom(text) => return text.contains("acquiring the migration lock connection"),
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        sea_orm::sqlx::Error::Io(_) | sea_orm::sqlx::Error::PoolTimedOut => true,
+        // 57P03: the server is starting up or shutting down.
+        sea_orm::sqlx::Error::Database(d) => d.code().as_deref() == Some("57P03"),
+        _ => false,
+    }
 }

@@ -245,3 +245,37 @@ async fn no_service_can_create_a_table() {
         assert_refused(&t, role, "CREATE SCHEMA intruder").await;
     }
 }
+
+#[tokio::test]
+async fn the_reconciler_may_end_a_worker_session_and_the_bot_may_not() {
+    let t = TestDb::new().await;
+    let mut worker = PgConnection::connect(&t.url_as(Role::Worker))
+        .await
+        .expect("the worker logs in");
+    let pid: i32 = sea_orm::sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut worker)
+        .await
+        .expect("pid");
+    assert_refused(
+        &t,
+        Role::Bot,
+        &format!("SELECT pg_terminate_backend({pid})"),
+    )
+    .await;
+    let mut reconciler = PgConnection::connect(&t.url_as(Role::Reconciler))
+        .await
+        .expect("the reconciler logs in");
+    let ended: bool = sea_orm::sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pid)
+        .fetch_one(&mut reconciler)
+        .await
+        .expect("the reconciler may end a worker's session");
+    assert!(ended);
+    let seen: String = sea_orm::sqlx::query_scalar(
+        "SELECT coalesce(max(query), '<none>') FROM pg_stat_activity WHERE usename = 'aplus_bot'",
+    )
+    .fetch_one(&mut reconciler)
+    .await
+    .expect("pg_stat_activity");
+    assert_ne!(seen, "<insufficient privilege>");
+}
