@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{WAIT, world};
 use discord_sim::SimConfig;
-use testkit::TestDb;
+use testkit::{Role, TestDb};
 
 fn bot_command(database_url: &str, api_url: &str, channels: &[u64], token: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bot"));
@@ -89,9 +89,14 @@ async fn the_binary_exits_non_zero_with_the_developer_portal_fix_when_discord_re
     // The Message Content intent is switched off in the portal (4014).
     let w = world(1).await;
     w.sim.set_identify_close_code(Some(4014));
-    let mut child = bot_command(&t.url, &w.sim.api_url(), &w.channels, "test-token")
-        .spawn()
-        .expect("the bot binary starts");
+    let mut child = bot_command(
+        &t.url_as(Role::Bot),
+        &w.sim.api_url(),
+        &w.channels,
+        "test-token",
+    )
+    .spawn()
+    .expect("the bot binary starts");
     let output = collect(&mut child);
     let status = wait_exit(&mut child, WAIT).await;
     let logs = output.join();
@@ -117,9 +122,14 @@ async fn the_binary_exits_non_zero_with_the_developer_portal_fix_when_discord_re
         1,
     )
     .await;
-    let mut child = bot_command(&t.url, &w.sim.api_url(), &w.channels, "revoked")
-        .spawn()
-        .expect("the bot binary starts");
+    let mut child = bot_command(
+        &t.url_as(Role::Bot),
+        &w.sim.api_url(),
+        &w.channels,
+        "revoked",
+    )
+    .spawn()
+    .expect("the bot binary starts");
     let output = collect(&mut child);
     let status = wait_exit(&mut child, WAIT).await;
     let logs = output.join();

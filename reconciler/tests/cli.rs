@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use sea_orm::sqlx::postgres::PgListener;
-use testkit::TestDb;
+use testkit::{Role, TestDb};
 
 /// Runs the binary with `DATABASE_URL` set (or not).
 async fn reconciler(database_url: Option<&str>, args: &[&str]) -> Output {
@@ -56,7 +56,7 @@ async fn diagnose_exits_0_when_healthy_and_says_so_in_the_first_line() {
     drain(&t, &[], 8).await;
     pass(&t, &config("rec-1")).await;
 
-    let out = reconciler(Some(&t.url), &["diagnose"]).await;
+    let out = reconciler(Some(&t.url_as(Role::Reconciler)), &["diagnose"]).await;
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let first = text.lines().next().unwrap_or_default();
@@ -67,7 +67,7 @@ async fn diagnose_exits_0_when_healthy_and_says_so_in_the_first_line() {
     assert!(text.contains("Listener"), "{text}");
     assert!(!text.contains("Next:"), "{text}");
 
-    let out = reconciler(Some(&t.url), &["diagnose", "--json"]).await;
+    let out = reconciler(Some(&t.url_as(Role::Reconciler)), &["diagnose", "--json"]).await;
     assert_eq!(out.status.code(), Some(0));
     let v = json(&out);
     assert_eq!(v["verdict"], "healthy");
@@ -80,7 +80,7 @@ async fn diagnose_exits_0_when_healthy_and_says_so_in_the_first_line() {
 async fn diagnose_calls_an_idle_pipeline_healthy() {
     let t = TestDb::new().await;
     let _listening = worker_listening(&t).await;
-    let out = reconciler(Some(&t.url), &["diagnose"]).await;
+    let out = reconciler(Some(&t.url_as(Role::Reconciler)), &["diagnose"]).await;
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
@@ -100,7 +100,11 @@ async fn diagnose_exits_1_with_waiting_events_and_no_listener_and_names_the_next
     pass(&t, &config("rec-1")).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
-    let out = reconciler(Some(&t.url), &["diagnose", "--grace", "1s"]).await;
+    let out = reconciler(
+        Some(&t.url_as(Role::Reconciler)),
+        &["diagnose", "--grace", "1s"],
+    )
+    .await;
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     let first = text.lines().next().unwrap_or_default();
@@ -114,7 +118,13 @@ async fn diagnose_exits_1_with_waiting_events_and_no_listener_and_names_the_next
         "{text}"
     );
 
-    let v = json(&reconciler(Some(&t.url), &["diagnose", "--grace", "1s", "--json"]).await);
+    let v = json(
+        &reconciler(
+            Some(&t.url_as(Role::Reconciler)),
+            &["diagnose", "--grace", "1s", "--json"],
+        )
+        .await,
+    );
     assert_eq!(v["verdict"], "degraded");
     assert_eq!(v["exit_code"], 1);
     assert_eq!(v["snapshot"]["orphans"], 2);
@@ -132,7 +142,7 @@ async fn diagnose_exits_2_with_dead_events() {
     drain(&t, &[7], 1).await;
     pass(&t, &config("rec-1")).await;
 
-    let out = reconciler(Some(&t.url), &["diagnose"]).await;
+    let out = reconciler(Some(&t.url_as(Role::Reconciler)), &["diagnose"]).await;
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
@@ -140,7 +150,7 @@ async fn diagnose_exits_2_with_dead_events() {
         "{text}"
     );
     assert!(text.contains("reconciler recover --dead"), "{text}");
-    let v = json(&reconciler(Some(&t.url), &["diagnose", "--json"]).await);
+    let v = json(&reconciler(Some(&t.url_as(Role::Reconciler)), &["diagnose", "--json"]).await);
     assert_eq!(v["verdict"], "unhealthy");
     assert_eq!(v["snapshot"]["dead_events"], 1);
 }
@@ -153,7 +163,7 @@ async fn diagnose_exits_2_when_the_ratio_is_far_off() {
     drain(&t, &[], 8).await;
     insert_bare_messages(&t, 100, 109).await;
 
-    let out = reconciler(Some(&t.url), &["diagnose"]).await;
+    let out = reconciler(Some(&t.url_as(Role::Reconciler)), &["diagnose"]).await;
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
@@ -163,11 +173,11 @@ async fn diagnose_exits_2_when_the_ratio_is_far_off() {
     assert!(text.contains("reconciler once"), "{text}");
 
     // The repair the diagnosis names makes the pipeline whole again.
-    let once = reconciler(Some(&t.url), &["once"]).await;
+    let once = reconciler(Some(&t.url_as(Role::Reconciler)), &["once"]).await;
     assert_eq!(once.status.code(), Some(0), "{}", stdout(&once));
     assert!(stdout(&once).contains("10 written"), "{}", stdout(&once));
     drain(&t, &[], 8).await;
-    let out = reconciler(Some(&t.url), &["diagnose"]).await;
+    let out = reconciler(Some(&t.url_as(Role::Reconciler)), &["diagnose"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
@@ -198,7 +208,11 @@ async fn audit_groups_failures_by_error_and_lists_the_oldest_orphans() {
     let orphans = record_unnotified(&t, [20, 21]).await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
-    let out = reconciler(Some(&t.url), &["audit", "--since", "1h", "--grace", "1s"]).await;
+    let out = reconciler(
+        Some(&t.url_as(Role::Reconciler)),
+        &["audit", "--since", "1h", "--grace", "1s"],
+    )
+    .await;
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("cannot parse message N"), "{text}");
@@ -207,7 +221,7 @@ async fn audit_groups_failures_by_error_and_lists_the_oldest_orphans() {
 
     let v = json(
         &reconciler(
-            Some(&t.url),
+            Some(&t.url_as(Role::Reconciler)),
             &["audit", "--since", "1h", "--grace", "1s", "--json"],
         )
         .await,
@@ -227,7 +241,11 @@ async fn recover_dry_run_changes_nothing_and_recover_dead_replays() {
     record_unnotified(&t, 1..=4).await;
     drain(&t, &[2, 3], 1).await;
 
-    let dry = reconciler(Some(&t.url), &["recover", "--dead", "--dry-run"]).await;
+    let dry = reconciler(
+        Some(&t.url_as(Role::Reconciler)),
+        &["recover", "--dead", "--dry-run"],
+    )
+    .await;
     assert_eq!(dry.status.code(), Some(0));
     assert!(
         stdout(&dry).starts_with("Dry run: would replay 2 dead events"),
@@ -240,7 +258,11 @@ async fn recover_dry_run_changes_nothing_and_recover_dead_replays() {
         2
     );
 
-    let done = reconciler(Some(&t.url), &["recover", "--dead", "--since", "1h"]).await;
+    let done = reconciler(
+        Some(&t.url_as(Role::Reconciler)),
+        &["recover", "--dead", "--since", "1h"],
+    )
+    .await;
     assert_eq!(done.status.code(), Some(0));
     assert!(
         stdout(&done).starts_with("Replayed 2 of 2 dead events"),
@@ -267,7 +289,11 @@ async fn recover_refires_orphans_and_says_how_many() {
     let mut listener = worker_listening(&t).await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
-    let dry = reconciler(Some(&t.url), &["recover", "--dry-run", "--grace", "1s"]).await;
+    let dry = reconciler(
+        Some(&t.url_as(Role::Reconciler)),
+        &["recover", "--dry-run", "--grace", "1s"],
+    )
+    .await;
     assert!(
         stdout(&dry).starts_with(
             "Dry run: would re-fire 3 orphaned events (3 never claimed, 0 overdue for retry)"
@@ -275,7 +301,11 @@ async fn recover_refires_orphans_and_says_how_many() {
         "{}",
         stdout(&dry)
     );
-    let done = reconciler(Some(&t.url), &["recover", "--grace", "1s", "--json"]).await;
+    let done = reconciler(
+        Some(&t.url_as(Role::Reconciler)),
+        &["recover", "--grace", "1s", "--json"],
+    )
+    .await;
     assert_eq!(done.status.code(), Some(0));
     assert_eq!(json(&done)["acted"], 3);
     let mut seen = Vec::new();
@@ -291,7 +321,11 @@ async fn recover_refires_orphans_and_says_how_many() {
 #[tokio::test]
 async fn relisten_with_no_worker_says_to_start_one_and_exits_1() {
     let t = TestDb::new().await;
-    let out = reconciler(Some(&t.url), &["relisten", "--wait", "1s"]).await;
+    let out = reconciler(
+        Some(&t.url_as(Role::Reconciler)),
+        &["relisten", "--wait", "1s"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains("supervisorctl start worker"),

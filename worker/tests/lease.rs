@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use testkit::{TestDb, eventually};
+use testkit::{Role, TestDb, eventually};
 
 #[tokio::test]
 async fn a_worker_paused_past_its_lease_never_applies_an_effect_twice() {
     let t = TestDb::new().await;
     common::seed_aplus_backlog(&t, 1_000).await;
     let paused = Command::new(env!("CARGO_BIN_EXE_worker"))
-        .env("DATABASE_URL", &t.url)
+        .env("DATABASE_URL", t.url_as(Role::Worker))
         .env("WORKER_HTTP_LISTEN", "127.0.0.1:0")
         .env("WORKER_NAME", "paused")
         .env("WORKER_BATCH_SIZE", "200")

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use testkit::{TestDb, eventually};
+use testkit::{Role, TestDb, eventually};
 
 #[tokio::test]
 async fn sigterm_during_a_batch_finishes_in_flight_events_and_exits_zero() {
@@ -16,7 +16,7 @@ async fn sigterm_during_a_batch_finishes_in_flight_events_and_exits_zero() {
     common::seed_aplus_backlog(&t, 3_000).await;
 
     let child = Command::new(env!("CARGO_BIN_EXE_worker"))
-        .env("DATABASE_URL", &t.url)
+        .env("DATABASE_URL", t.url_as(Role::Worker))
         .env("WORKER_HTTP_LISTEN", "127.0.0.1:0")
         .env("WORKER_BATCH_SIZE", "50")
         .env("RUST_LOG", "info")
