@@ -1,5 +1,6 @@
 //! The `bot` binary as an operator runs it: a fatal gateway refusal exits
-//! with a fix to apply. (`secrets.rs` checks that secrets stay out of its logs.)
+//! 78 (EX_CONFIG, not restarted) with a fix to apply; a usage error exits
+//! 64, never 2. (`secrets.rs` checks that secrets stay out of its logs.)
 
 mod common;
 
@@ -82,8 +83,7 @@ async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitSt
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_exits_non_zero_with_the_developer_portal_fix_when_discord_refuses_the_session()
-{
+async fn the_binary_exits_78_with_the_developer_portal_fix_when_discord_refuses_the_session() {
     let t = TestDb::new().await;
 
     // The Message Content intent is switched off in the portal (4014).
@@ -100,7 +100,7 @@ async fn the_binary_exits_non_zero_with_the_developer_portal_fix_when_discord_re
     let output = collect(&mut child);
     let status = wait_exit(&mut child, WAIT).await;
     let logs = output.join();
-    assert!(!status.success(), "{}", tail(&logs));
+    assert_eq!(status.code(), Some(78), "{}", tail(&logs));
     assert!(
         logs.contains("enable the Message Content privileged intent"),
         "{}",
@@ -133,10 +133,32 @@ async fn the_binary_exits_non_zero_with_the_developer_portal_fix_when_discord_re
     let output = collect(&mut child);
     let status = wait_exit(&mut child, WAIT).await;
     let logs = output.join();
-    assert!(!status.success(), "{}", tail(&logs));
+    assert_eq!(status.code(), Some(78), "{}", tail(&logs));
     assert!(logs.contains("4004"), "{}", tail(&logs));
     assert!(logs.contains("DISCORD_TOKEN"), "{}", tail(&logs));
     w.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_usage_error_exits_64_and_a_missing_variable_78() {
+    let t = TestDb::new().await;
+    let mut unknown = bot_command(&t.url_as(Role::Bot), "http://127.0.0.1:9", &[1], "token");
+    unknown.arg("--no-such-flag");
+    let mut child = unknown.spawn().expect("the bot binary starts");
+    let output = collect(&mut child);
+    let status = wait_exit(&mut child, WAIT).await;
+    let logs = output.join();
+    assert_eq!(status.code(), Some(64), "{}", tail(&logs));
+    assert!(logs.contains("--no-such-flag"), "{}", tail(&logs));
+
+    let mut missing = bot_command(&t.url_as(Role::Bot), "http://127.0.0.1:9", &[1], "token");
+    missing.env_remove("DISCORD_TOKEN");
+    let mut child = missing.spawn().expect("the bot binary starts");
+    let output = collect(&mut child);
+    let status = wait_exit(&mut child, WAIT).await;
+    let logs = output.join();
+    assert_eq!(status.code(), Some(78), "{}", tail(&logs));
+    assert!(logs.contains("DISCORD_TOKEN is not set"), "{}", tail(&logs));
 }
 
 fn tail(logs: &str) -> String {

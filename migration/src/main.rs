@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+
 use migration::{Migrator, MigratorTrait, roles};
 use service::db::{PoolSettings, connect};
 use service::{DatabaseArgs, TelemetryArgs};
@@ -57,9 +58,21 @@ enum Command {
     },
 }
 
+/// Exit status: 0 done; 1 failed; 64 a usage error; 78 a configuration that
+/// cannot work (no `DATABASE_URL`, one that does not parse).
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    let cli: Cli = service::exit::parse_args();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("migration: {error:#}");
+            std::process::ExitCode::from(service::exit::status_of(error.as_ref()))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     service::telemetry::init(cli.telemetry.log_format);
     let mut settings = PoolSettings::new("aplus-migration", 2);
     // Index builds on a large table can take longer than a service statement.

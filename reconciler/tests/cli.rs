@@ -341,8 +341,19 @@ async fn the_schedule_flag_rejects_garbage_with_a_clear_error() {
         &["run", "--schedule", "every minute"],
     )
     .await;
-    assert_eq!(out.status.code(), Some(2));
+    // A usage error: 64 (EX_USAGE), never diagnose's 2 (unhealthy).
+    assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid value 'every minute'"), "{err}");
     assert!(err.contains("expected 5 fields"), "{err}");
+}
+
+#[tokio::test]
+async fn a_usage_error_exits_64_and_a_missing_database_url_78() {
+    let out = reconciler(None, &["diagnose", "--no-such-flag"]).await;
+    assert_eq!(out.status.code(), Some(64), "{}", stdout(&out));
+    let out = reconciler(None, &["run"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("DATABASE_URL is not set"), "{err}");
 }

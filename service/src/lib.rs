@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod db;
+pub mod exit;
 pub mod health;
 pub mod http;
 pub mod secret;

@@ -1,6 +1,9 @@
 //! `worker`: consumes outbox events and parses A+ setups.
+//!
+//! Exit status (`service::exit`): 0 stopped as asked; 1 failed, a restart may
+//! help; 64 a usage error; 78 a configuration that cannot work (no
+//! `DATABASE_URL`, one that does not parse), which process managers do not restart.
 
-use clap::Parser as _;
 use worker::WorkerConfig;
 
 #[tokio::main]
@@ -9,15 +12,16 @@ async fn main() -> std::process::ExitCode {
     // fault-injection points for the chaos suite.
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    let config = WorkerConfig::parse();
+    let config: WorkerConfig = service::exit::parse_args();
     service::telemetry::init(config.telemetry.log_format);
     service::secret::warn_if_on_command_line("--database-url");
     let shutdown = service::shutdown::on_signal();
     match worker::run(config, shutdown, |_| {}).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %format!("{error:#}"), "worker failed");
-            std::process::ExitCode::FAILURE
+            let status = service::exit::status_of(error.as_ref());
+            tracing::error!(error = %format!("{error:#}"), exit_status = status, "worker failed");
+            std::process::ExitCode::from(status)
         }
     }
 }

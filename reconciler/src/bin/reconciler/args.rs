@@ -249,7 +249,7 @@ impl RunArgs {
                 command: Some(Command::Run(args)),
             }) => args,
             Ok(_) => unreachable!("parsing `run` yields the run command"),
-            Err(e) => e.exit(),
+            Err(e) => service::exit::exit_for(&e),
         }
     }
 }

@@ -2,7 +2,10 @@
 //!
 //! Exit status: 0 success (or healthy); 1 needs attention (degraded, a failed
 //! pass step, a worker that did not reconnect); 2 failure (unhealthy, or an
-//! error such as an unreachable database), printed with its causes.
+//! error such as an unreachable database), printed with its causes; 64 a
+//! usage error (never 2, which means unhealthy); 78 a configuration that
+//! cannot work (no `DATABASE_URL`, one that does not parse), which process
+//! managers do not restart.
 
 mod args;
 
@@ -27,7 +30,7 @@ fn main() -> ExitCode {
         Ok(Cli { command: Some(c) }) => c,
         // No command: the service, with its flags from the environment.
         Ok(Cli { command: None }) => Command::Run(RunArgs::from_env()),
-        Err(e) => e.exit(),
+        Err(e) => service::exit::exit_for(&e),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -41,7 +44,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let error: &(dyn std::error::Error + 'static) = e.as_ref();
             eprintln!("reconciler: {}", reconciler::chain(error));
-            ExitCode::from(2)
+            match service::exit::status_of(error) {
+                service::exit::CONFIG => ExitCode::from(service::exit::CONFIG),
+                _ => ExitCode::from(2),
+            }
         }
     }
 }
