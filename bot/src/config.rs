@@ -101,7 +101,9 @@ pub struct BotConfig {
     #[arg(long, env = "BOT_BACKFILL_OVERLAP", default_value = "5m", value_parser = parse_duration)]
     pub backfill_overlap: Duration,
 
-    /// On SIGTERM, how long in-flight writes and the buffer may take to finish.
+    /// On SIGTERM, how long the whole stop may take: closing the gateway,
+    /// in-flight writes, the queue and the buffer share this one deadline.
+    /// Keep it below supervisord's `stopwaitsecs` and systemd's `TimeoutStopSec`.
     #[arg(long, env = "BOT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 use service::Health;
 use service::db::{PoolSettings, connect};
+use service::shutdown::Deadline;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -269,6 +270,8 @@ impl Bot {
         ));
         tasks.close();
 
+        // One deadline for the whole stop, set when it begins.
+        let mut deadline = None;
         let result = {
             let gateway = gateway::start(&mut client, shards);
             tokio::pin!(gateway);
@@ -279,9 +282,11 @@ impl Bot {
                     Err(error) => Err(BotError::from_gateway(error)),
                 },
                 _ = shutdown.cancelled() => {
-                    tracing::info!("stopping: closing the gateway session");
+                    tracing::info!(deadline = ?config.shutdown_timeout, "stopping: closing the gateway session");
+                    let stop = Deadline::after(config.shutdown_timeout);
+                    deadline = Some(stop);
                     manager.shutdown_all().await;
-                    if tokio::time::timeout(config.shutdown_timeout, &mut gateway).await.is_err() {
+                    if stop.run(&mut gateway).await.is_none() {
                         tracing::warn!("the gateway did not close in time");
                     }
                     Ok(())
@@ -300,18 +305,13 @@ impl Bot {
         // taking them, so a full queue frees up), the writer task writes
         // what is queued (or buffers it during an outage), then the buffer
         // gets a last chance, then the background tasks stop.
+        let deadline = deadline.unwrap_or_else(|| Deadline::after(config.shutdown_timeout));
         in_flight.close();
-        if tokio::time::timeout(config.shutdown_timeout, in_flight.wait())
-            .await
-            .is_err()
-        {
+        if deadline.run(in_flight.wait()).await.is_none() {
             tracing::warn!("in-flight writes did not finish in time");
         }
         writer_stop.cancel();
-        if tokio::time::timeout(config.shutdown_timeout, &mut write_loop)
-            .await
-            .is_err()
-        {
+        if deadline.run(&mut write_loop).await.is_none() {
             tracing::warn!(
                 left = writer.queued(),
                 "queued writes were not all written in time; their messages are backfilled at the next start"
@@ -319,9 +319,9 @@ impl Bot {
             write_loop.abort();
         }
         tasks_stop.cancel();
-        backfiller.stopped(config.shutdown_timeout).await;
-        writer.flush(config.shutdown_timeout).await;
-        let _ = tokio::time::timeout(config.shutdown_timeout, tasks.wait()).await;
+        backfiller.stopped(deadline.remaining()).await;
+        writer.flush(deadline.remaining()).await;
+        let _ = deadline.run(tasks.wait()).await;
         http_stop.cancel();
         let _ = http.await;
         let s = stats.snapshot();

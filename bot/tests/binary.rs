@@ -161,6 +161,107 @@ async fn a_usage_error_exits_64_and_a_missing_variable_78() {
     assert!(logs.contains("DISCORD_TOKEN is not set"), "{}", tail(&logs));
 }
 
+/// A child killed when the test ends, passed or failed.
+struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The bot's shutdown deadline (`BOT_SHUTDOWN_TIMEOUT`'s default), which
+/// must fit inside supervisord's `stopwaitsecs` and systemd's `TimeoutStopSec`.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_bot_stopped_with_sigterm_exits_0_within_its_deadline_and_loses_nothing() {
+    const MESSAGES: usize = 3_000;
+    let t = TestDb::new().await;
+    let w = world(1).await;
+    let bot = || {
+        let mut command = bot_command(&t.url_as(Role::Bot), &w.sim.api_url(), &w.channels, "token");
+        command.env("BOT_WRITE_QUEUE", "200");
+        command
+    };
+    let mut child = Running(bot().spawn().expect("the bot binary starts"));
+    let output = collect(&mut child);
+    w.sim
+        .wait_for_connected_sessions(1, WAIT)
+        .await
+        .expect("the bot connects");
+
+    // The writer is held up (a test transaction locks messages), so the
+    // queue fills and the gateway waits for room: a bot with plenty to do.
+    use sea_orm::sqlx::{Connection as _, Executor as _};
+    let mut blocker = sea_orm::sqlx::PgConnection::connect(&t.url)
+        .await
+        .expect("the test connects");
+    blocker
+        .execute("BEGIN; LOCK TABLE messages IN SHARE MODE")
+        .await
+        .expect("lock");
+    let posted = w
+        .sim
+        .post_many(
+            (0..MESSAGES)
+                .map(|n| discord_sim::NewMessage::text(w.channels[0], format!("busy #{n}"))),
+        )
+        .expect("posted");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let started = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    // The writer stays held up: the stop cannot finish its writes and must
+    // end at its one deadline, not one timeout per step.
+    let status = wait_exit(&mut child, SHUTDOWN_DEADLINE * 3).await;
+    let took = started.elapsed();
+    blocker.execute("COMMIT").await.expect("unlock");
+    let logs = output.join();
+    assert_eq!(status.code(), Some(0), "{}", tail(&logs));
+    assert!(
+        took <= SHUTDOWN_DEADLINE + Duration::from_secs(2),
+        "the bot took {took:?} to stop, past its {SHUTDOWN_DEADLINE:?} deadline: {}",
+        tail(&logs)
+    );
+    println!("stopped in {took:?} (deadline {SHUTDOWN_DEADLINE:?})");
+
+    // Whatever was not written before the deadline is read back from
+    // history by the next start: nothing is lost.
+    let mut child = Running(bot().spawn().expect("the bot binary starts again"));
+    let output = collect(&mut child);
+    let expected = posted.len() as i64;
+    testkit::eventually(
+        Duration::from_secs(60),
+        "every posted message stored",
+        || async { (t.scalar("SELECT count(*) FROM messages").await == expected).then_some(()) },
+    )
+    .await;
+    drop(child);
+    let _ = output.join();
+    w.sim.shutdown().await;
+}
+
 fn tail(logs: &str) -> String {
     let lines: Vec<&str> = logs.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
