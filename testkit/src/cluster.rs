@@ -217,6 +217,74 @@ impl Cluster {
         Ok(())
     }
 
+    /// Makes the server ask every client for a password (scram), with
+    /// `password` for the superuser `postgres`, if it does not already:
+    /// from then on, no local user gets in without the password. Returns
+    /// true when it changed the cluster. The password goes to `psql` on its
+    /// standard input, never on a command line.
+    pub fn require_password(&self, password: &str) -> Result<bool, ClusterError> {
+        let hba = self.data_dir.join("pg_hba.conf");
+        let current =
+            fs::read_to_string(&hba).map_err(|e| err(format!("reading {}: {e}", hba.display())))?;
+        let trusts = current
+            .lines()
+            .map(str::trim)
+            .any(|l| !l.starts_with('#') && l.split_whitespace().any(|w| w == "trust"));
+        if !trusts {
+            return Ok(false);
+        }
+        let mut psql = Command::new(self.bin_dir.join("psql"));
+        psql.args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+        ])
+        .args(["-p", &self.port.to_string(), "-d", "postgres", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut child = psql
+            .spawn()
+            .map_err(|e| err(format!("psql: cannot run: {e}")))?;
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            writeln!(
+                stdin,
+                "SET password_encryption = 'scram-sha-256';\nALTER ROLE postgres PASSWORD '{}';",
+                password.replace('\'', "''")
+            )
+            .map_err(|e| err(format!("psql: writing its input: {e}")))?;
+        }
+        let output = child
+            .wait_with_output()
+            .map_err(|e| err(format!("psql: {e}")))?;
+        if !output.status.success() {
+            return Err(err(format!(
+                "setting the superuser's password failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        fs::write(
+            &hba,
+            "# Every client gives a password (scram-sha-256): no local user gets in\n\
+             # as the superuser without it. Written by the project's tooling.\n\
+             local all all scram-sha-256\n\
+             host all all 127.0.0.1/32 scram-sha-256\n\
+             host all all ::1/128 scram-sha-256\n",
+        )
+        .map_err(|e| err(format!("writing {}: {e}", hba.display())))?;
+        let mut reload = self.command("pg_ctl");
+        reload.arg("reload").arg("-D").arg(&self.data_dir);
+        self.run(reload, "pg_ctl reload")?;
+        Ok(true)
+    }
+
     /// True when the server of this data directory is up.
     pub fn is_running(&self) -> bool {
         let mut status = self.command("pg_ctl");
@@ -291,9 +359,43 @@ pub fn pipeline_cluster() -> Result<Cluster, ClusterError> {
     shared_cluster("pg", false)
 }
 
-fn shared_cluster(name: &str, fast: bool) -> Result<Cluster, ClusterError> {
+/// Where the server of the shared cluster `name` keeps its data:
+/// `<data root>/<name>`, unless the server would run as `postgres` (we are
+/// root) and cannot traverse the data root's parents (a clone under root's
+/// home, mode 0700). Then a private directory of its own that it can reach:
+/// `/var/tmp/aplus-<uid>-<hash of the data root>/<name>`, mode 0711 and owned
+/// by root (the data directory in it is the server's, mode 0700).
+pub fn server_dir(name: &str) -> Result<PathBuf, ClusterError> {
     let root = data_root();
     fs::create_dir_all(&root).map_err(|e| err(format!("creating {}: {e}", root.display())))?;
+    if !running_as_root() || reachable_by("postgres", &root) {
+        return Ok(root.join(name));
+    }
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    root.hash(&mut hasher);
+    let dir = PathBuf::from(format!("/var/tmp/aplus-0-{:016x}", hasher.finish()));
+    fs::create_dir_all(&dir).map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o711))
+        .map_err(|e| err(format!("setting the mode of {}: {e}", dir.display())))?;
+    Ok(dir.join(name))
+}
+
+/// True when `user` can search `dir` (and so every parent of it).
+fn reachable_by(user: &str, dir: &Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", user, "--", "test", "-x"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn shared_cluster(name: &str, fast: bool) -> Result<Cluster, ClusterError> {
+    let root = data_root();
+    let server_dir = server_dir(name)?;
     let lock_path = root.join(format!("{name}.lock"));
     let lock = OpenOptions::new()
         .create(true)
@@ -317,7 +419,7 @@ fn shared_cluster(name: &str, fast: bool) -> Result<Cluster, ClusterError> {
                 port
             }
         };
-        let mut cluster = Cluster::new(root.join(name), port)?;
+        let mut cluster = Cluster::new(server_dir, port)?;
         if fast {
             cluster = cluster.fast();
         }

@@ -13,6 +13,7 @@ mod bench_e2e;
 mod env;
 mod postgres;
 mod run;
+mod secrets;
 mod supervise;
 
 use anyhow::Result;

@@ -5,7 +5,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 use testkit::cluster;
 
-use crate::run;
+use crate::{run, secrets};
 
 /// `DATABASE_URL` when set; otherwise the private test cluster, installing
 /// the server package first if it is missing and we may.
@@ -26,27 +26,56 @@ pub fn ensure_for_tests() -> Result<String> {
     Ok(cluster.url("postgres"))
 }
 
-/// `DATABASE_URL` when set; otherwise the pipeline's private cluster in `.data/pg`.
-pub fn ensure_for_pipeline() -> Result<(String, bool)> {
+/// The database `cargo xtask up` runs the pipeline on.
+#[derive(Debug)]
+pub struct PipelineDb {
+    /// An administrator's URL (a password, if any, inside).
+    pub admin_url: String,
+    /// True for the private cluster.
+    pub private: bool,
+}
+
+/// `DATABASE_URL` when set; otherwise the pipeline's private cluster: in
+/// `.data/pg`, or where the server can reach when the clone's parents are
+/// closed to it. The private cluster asks every client for a password
+/// (scram); the superuser's is generated once and kept in
+/// `.data/secrets/postgres` (mode 0600).
+pub fn ensure_for_pipeline() -> Result<PipelineDb> {
     if let Ok(url) = std::env::var("DATABASE_URL")
         && !url.is_empty()
     {
-        return Ok((url, false));
+        return Ok(PipelineDb {
+            admin_url: url,
+            private: false,
+        });
     }
     ensure_server_binaries()?;
     let cluster = cluster::pipeline_cluster().context("starting the private PostgreSQL")?;
     println!(
-        "xtask: private PostgreSQL at 127.0.0.1:{} ({})",
+        "xtask: private PostgreSQL at 127.0.0.1:{} (data in {})",
         cluster.port,
         cluster.data_dir.display()
     );
-    // The pipeline's own database, or `postgres` when psql is not there to create it.
-    let database = if create_database(&cluster.url("postgres"), "aplus") {
-        "aplus"
-    } else {
-        "postgres"
-    };
-    Ok((cluster.url(database), true))
+    let password = secrets::password("postgres")?;
+    if cluster
+        .require_password(&password)
+        .context("making the private PostgreSQL ask for passwords")?
+    {
+        println!(
+            "xtask: the private PostgreSQL now asks every client for a password (superuser's in {})",
+            secrets::dir().join("postgres").display()
+        );
+    }
+    if !create_database(&cluster.url("postgres"), &password, "aplus") {
+        bail!("cannot create the database `aplus` on the private PostgreSQL (is psql installed?)");
+    }
+    let mut url = url::Url::parse(&cluster.url("aplus")).context("the cluster's url")?;
+    url.set_password(Some(&password))
+        .map_err(|()| anyhow::anyhow!("the cluster's url has no user"))?;
+    Ok(PipelineDb {
+        admin_url: url.into(),
+        private: true,
+    })
 }
 
 /// Stops the pipeline's private cluster if it runs.
@@ -55,7 +84,7 @@ pub fn stop_pipeline_cluster() -> Result<()> {
         return Ok(());
     }
     let cluster = cluster::Cluster::new(
-        cluster::data_root().join("pg"),
+        cluster::server_dir("pg")?,
         0, // The port does not matter for stopping.
     )?;
     if cluster.is_running() {
@@ -127,14 +156,16 @@ fn psql() -> Option<std::path::PathBuf> {
         .filter(|p| p.is_file())
 }
 
-/// Creates a database if it does not exist (needs `psql`). True when it exists afterwards.
-fn create_database(server_url: &str, name: &str) -> bool {
+/// Creates a database if it does not exist (needs `psql`). True when it
+/// exists afterwards. The password goes in `PGPASSWORD`, not on a command line.
+fn create_database(server_url: &str, password: &str, name: &str) -> bool {
     let Some(psql) = psql() else { return false };
     let exists = Command::new(&psql)
         .args([server_url, "-tAc"])
         .arg(format!(
             "SELECT 1 FROM pg_database WHERE datname = '{name}'"
         ))
+        .env("PGPASSWORD", password)
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
         .unwrap_or(false);
@@ -142,6 +173,7 @@ fn create_database(server_url: &str, name: &str) -> bool {
         || Command::new(&psql)
             .args([server_url, "-qc"])
             .arg(format!(r#"CREATE DATABASE "{name}""#))
+            .env("PGPASSWORD", password)
             .status()
             .map(|s| s.success())
             .unwrap_or(false)

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use testkit::cluster;
 
-use crate::{postgres, run};
+use crate::{postgres, run, secrets};
 
 /// Flags of `cargo xtask up`.
 #[derive(Debug, Args)]
@@ -45,9 +45,16 @@ pub fn up(args: UpArgs) -> Result<()> {
             .join("target")
             .join(if args.debug { "debug" } else { "release" });
 
-    let (database_url, private) = postgres::ensure_for_pipeline()?;
+    let db = postgres::ensure_for_pipeline()?;
+    let roles = prepare_roles(&db, &bin_dir)?;
     let mut migrate = Command::new(bin_dir.join("migration"));
-    migrate.arg("up").env("DATABASE_URL", &database_url);
+    migrate
+        .args(["up", "--wait-for-database", "30s"])
+        .env_remove("DATABASE_URL")
+        .env(
+            "DATABASE_URL_FILE",
+            secrets::path(&format!("{}.url", roles.owner)),
+        );
     run::status(migrate, "the migrations")?;
 
     let supervisord = supervisord()?;
@@ -55,13 +62,29 @@ pub fn up(args: UpArgs) -> Result<()> {
     std::fs::create_dir_all(state.join("logs"))
         .with_context(|| format!("creating {}", state.display()))?;
 
-    let token_set = std::env::var("DISCORD_TOKEN").is_ok_and(|t| !t.is_empty());
+    let token = std::env::var("DISCORD_TOKEN").unwrap_or_default();
+    let token_set = !token.is_empty();
+    secrets::write(
+        "discord-token",
+        if token_set { &token } else { "simulator-token" },
+    )?;
     let mut command = Command::new(&supervisord.0);
     command.args(&supervisord.1);
+    // supervisord's environment, which every program inherits, holds no
+    // secret: each program is given its own files (deploy/supervisord.conf).
+    for secret in [
+        "DATABASE_URL",
+        "DATABASE_URL_FILE",
+        "DISCORD_TOKEN",
+        "DISCORD_TOKEN_FILE",
+        "PGPASSWORD",
+    ] {
+        command.env_remove(secret);
+    }
     command
         .arg("-c")
         .arg(run::workspace_root().join("deploy/supervisord.conf"))
-        .env("DATABASE_URL", &database_url)
+        .env("APLUS_SECRETS_DIR", secrets::dir())
         .env("APLUS_BIN_DIR", &bin_dir)
         .env("APLUS_STATE_DIR", &state)
         .env("APLUS_START_SIM", if token_set { "false" } else { "true" })
@@ -69,7 +92,6 @@ pub fn up(args: UpArgs) -> Result<()> {
         .env("no_proxy", "127.0.0.1,localhost");
     if !token_set {
         command
-            .env("DISCORD_TOKEN", "simulator-token")
             .env("DISCORD_API_URL", "http://127.0.0.1:7878")
             .env("DISCORD_SIM_DEMO_INTERVAL", args.demo_interval.to_string())
             .env_remove("APLUS_CHANNELS")
@@ -80,13 +102,7 @@ pub fn up(args: UpArgs) -> Result<()> {
         if args.detach { "false" } else { "true" },
     );
 
-    // A private cluster's URL holds no password; a given one may.
-    let shown_url = if private {
-        database_url.clone()
-    } else {
-        "$DATABASE_URL".to_owned()
-    };
-    print_endpoints(token_set, &state, &bin_dir, &shown_url);
+    print_endpoints(token_set, &state, &bin_dir, &roles);
     if args.detach {
         run::status(command, "supervisord")?;
         println!("Running in the background. Stop with: cargo xtask down");
@@ -97,7 +113,59 @@ pub fn up(args: UpArgs) -> Result<()> {
     }
 }
 
-fn print_endpoints(token_set: bool, state: &Path, bin_dir: &Path, database_url: &str) {
+/// The roles the services log in as.
+#[derive(Debug)]
+struct Roles {
+    owner: &'static str,
+    reconciler: &'static str,
+    /// False when `migration roles` was refused (a given `DATABASE_URL`
+    /// without the right to create roles): every service then uses that URL.
+    own_roles: bool,
+}
+
+/// Creates the roles with generated passwords (`migration roles`, as the
+/// administrator) and writes each role's URL file. A given `DATABASE_URL`
+/// whose role may not create roles keeps the old way: every service logs in
+/// with it, and a warning says so.
+fn prepare_roles(db: &postgres::PipelineDb, bin_dir: &Path) -> Result<Roles> {
+    for role in secrets::ROLES {
+        secrets::password(role)?;
+    }
+    let admin_file = secrets::write("admin.url", &db.admin_url)?;
+    let mut roles = Command::new(bin_dir.join("migration"));
+    roles
+        .args(["roles", "--password-dir"])
+        .arg(secrets::dir())
+        .env_remove("DATABASE_URL")
+        .env("DATABASE_URL_FILE", &admin_file);
+    let created = match run::status(roles, "`migration roles`") {
+        Ok(()) => true,
+        Err(error) if !db.private => {
+            println!(
+                "xtask: warning: {error:#}: the role of DATABASE_URL may not create roles, so \
+                 every service uses DATABASE_URL (run `migration roles` as an administrator once)"
+            );
+            false
+        }
+        Err(error) => return Err(error),
+    };
+    let _ = std::fs::remove_file(&admin_file);
+    for role in secrets::ROLES {
+        let url = if created {
+            secrets::role_url(&db.admin_url, role, &secrets::password(role)?)?
+        } else {
+            db.admin_url.clone()
+        };
+        secrets::write(&format!("{role}.url"), &url)?;
+    }
+    Ok(Roles {
+        owner: secrets::ROLES[0],
+        reconciler: secrets::ROLES[3],
+        own_roles: created,
+    })
+}
+
+fn print_endpoints(token_set: bool, state: &Path, bin_dir: &Path, roles: &Roles) {
     println!();
     println!("A+ pipeline");
     println!("  dashboard        http://127.0.0.1:9103/");
@@ -109,9 +177,16 @@ fn print_endpoints(token_set: bool, state: &Path, bin_dir: &Path, database_url: 
     }
     println!("  logs             {}", state.join("logs").display());
     println!(
-        "  diagnose         DATABASE_URL={database_url} {} diagnose",
+        "  diagnose         DATABASE_URL_FILE={} {} diagnose",
+        secrets::path(&format!("{}.url", roles.reconciler)).display(),
         bin_dir.join("reconciler").display()
     );
+    if roles.own_roles {
+        println!(
+            "  database roles   aplus_bot, aplus_worker, aplus_reconciler (passwords in {})",
+            secrets::dir().display()
+        );
+    }
     println!();
 }
 
