@@ -31,6 +31,7 @@ pub mod format;
 pub mod horizon;
 pub mod listeners;
 pub mod lock;
+pub mod metrics;
 pub mod pass;
 pub mod recover;
 pub mod relisten;

@@ -45,8 +45,9 @@ pub async fn run(
     config: ServiceConfig,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    // Metrics recorded before the recorder exists are lost.
-    service::http::metrics_handle();
+    // Metrics recorded before the recorder exists are lost; every series
+    // starts at its zero before anything records.
+    crate::metrics::install();
     config.pass.validate()?;
     let health = Health::new();
     health.set("database", false, "not reached yet");
