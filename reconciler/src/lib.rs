@@ -23,6 +23,8 @@
 
 pub mod audit;
 pub mod bench;
+pub mod board;
+pub mod charts;
 pub mod config;
 pub mod dashboard;
 pub mod diagnose;

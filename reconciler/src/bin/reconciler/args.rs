@@ -124,6 +124,10 @@ pub(crate) struct RunArgs {
     /// Address of /healthz, /readyz, /metrics, the dashboard (/) and /api/health.
     #[arg(long, env = "RECONCILER_HTTP_LISTEN", default_value = "127.0.0.1:9103")]
     pub(crate) http_listen: SocketAddr,
+    /// Also serve /metrics alone on this address (scrapers then need no
+    /// access to the dashboard's address).
+    #[arg(long, env = "RECONCILER_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
     /// Do not apply migrations at start (when `migration up` runs as its own step).
     #[arg(long, env = "RECONCILER_SKIP_MIGRATIONS")]
     pub(crate) skip_migrations: bool,

@@ -102,6 +102,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 pass: args.pass.config()?,
                 schedule: args.schedule,
                 http_listen: args.http_listen,
+                metrics_listen: args.metrics_listen,
                 migrate: !args.skip_migrations,
                 thresholds: Thresholds {
                     grace: args.pass.orphan_grace,
