@@ -67,6 +67,8 @@ pub struct DayMessage {
     pub setup_count: u64,
     /// The message's first line (user input: escape it).
     pub excerpt: String,
+    /// The message, cut at 2,000 characters (user input: escape it).
+    pub content: String,
 }
 
 /// The latest trading day with a standing message, its setups and messages.
@@ -199,7 +201,8 @@ pub async fn day<C: ConnectionTrait>(db: &C) -> Result<Day> {
         .query_all_raw(stmt(
             "SELECT p.message_id, m.sent_at, m.author_name, p.status, p.superseded_by, \
                     p.setup_count::bigint AS setup_count, \
-                    left(split_part(m.content, E'\\n', 1), 160) AS excerpt \
+                    left(split_part(m.content, E'\\n', 1), 160) AS excerpt, \
+                    left(m.content, 2000) AS content \
              FROM message_parses p JOIN messages m ON m.id = p.message_id \
              WHERE p.trading_day = $1 AND p.is_aplus \
              ORDER BY m.sent_at DESC LIMIT 20",
@@ -216,6 +219,7 @@ pub async fn day<C: ConnectionTrait>(db: &C) -> Result<Day> {
                 superseded_by: r.try_get_by("superseded_by")?,
                 setup_count: count(r, "setup_count")?,
                 excerpt: r.try_get_by("excerpt")?,
+                content: r.try_get_by("content")?,
             })
         })
         .collect::<Result<Vec<_>>>()?;

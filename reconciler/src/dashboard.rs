@@ -226,6 +226,7 @@ p.legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vert
 .long{color:#1b7f3b;font-weight:600}.short{color:#b3261e;font-weight:600}\
 .current{color:#1b7f3b;font-weight:600}.superseded,.duplicate,.retracted{color:#777}\
 .grid2{display:grid;grid-template-columns:repeat(auto-fill,minmax(30rem,1fr));gap:1rem}\
+pre{white-space:pre-wrap;font-size:.85rem;margin:.3rem 0}\
 footer{margin-top:2rem;color:#777;font-size:.85rem}";
 
 fn render(d: &Diagnosis, board: &Board) -> String {
@@ -420,7 +421,7 @@ fn render_day(html: &mut String, day: &Day) {
         ));
     }
     html.push_str("</table>\n<h2>Messages for the day</h2>\n<table id=\"messages\">\n<tr><th>posted</th>\
-                   <th>author</th><th>status</th><th class=\"n\">setups</th><th class=\"n\">message</th><th>first line</th></tr>\n");
+                   <th>author</th><th>status</th><th class=\"n\">setups</th><th class=\"n\">message</th><th>text</th></tr>\n");
     for m in &day.messages {
         let status = match (m.status.as_str(), m.superseded_by) {
             ("current", _) => "stands for the day".to_owned(),
@@ -428,14 +429,16 @@ fn render_day(html: &mut String, day: &Day) {
             (other, _) => other.to_owned(),
         };
         html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td><details><summary>{}</summary><pre>{}</pre></details></td></tr>\n",
             esc(&format::timestamp(m.sent_at)),
             esc(&m.author),
             esc(&m.status),
             esc(&status),
             m.setup_count,
             m.message_id,
-            esc(&m.excerpt)
+            esc(&m.excerpt),
+            esc(&m.content)
         ));
     }
     html.push_str("</table>\n");

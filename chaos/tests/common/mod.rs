@@ -176,3 +176,21 @@ pub async fn get_text(port: u16, path: &str) -> String {
         .await
         .expect("a text body")
 }
+
+/// `GET http://127.0.0.1:<port><path>` as text, whatever the status (the
+/// dashboard answers 503 while the pipeline is unhealthy).
+pub async fn get_text_any_status(port: u16, path: &str) -> String {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("an HTTP client");
+    match client
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .await
+    {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(error) => format!("GET {path} failed: {error}"),
+    }
+}
