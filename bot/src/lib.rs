@@ -27,6 +27,7 @@ pub mod gaps;
 pub mod gateway;
 pub mod handler;
 pub mod ingest;
+pub mod metrics;
 pub mod rest;
 mod run;
 pub mod stats;

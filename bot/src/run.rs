@@ -92,8 +92,9 @@ impl Bot {
     /// Builds the bot: a lazy database pool (the bot starts while PostgreSQL
     /// is down), the REST client and the shared state. Connects to nothing yet.
     pub fn new(config: BotConfig) -> Result<Bot, BotError> {
-        // Metrics recorded before the recorder exists are lost.
-        service::http::metrics_handle();
+        // Metrics recorded before the recorder exists are lost; every
+        // series starts at its zero before anything records.
+        crate::metrics::install();
         let shards = config.shards().map_err(BotError::Config)?;
         let stats = Arc::new(Stats::default());
         let health = Health::new();

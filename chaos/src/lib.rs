@@ -38,6 +38,7 @@ pub mod load;
 pub mod monitor;
 pub mod notifications;
 pub mod probe;
+pub mod prometheus;
 pub mod proxy;
 pub mod report;
 pub mod sampler;

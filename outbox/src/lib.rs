@@ -18,6 +18,7 @@ pub mod consume;
 mod error;
 pub mod kind;
 pub mod listener;
+pub mod metrics;
 pub mod notify;
 pub mod payload;
 pub mod record;

@@ -23,6 +23,8 @@
 
 pub mod audit;
 pub mod bench;
+pub mod board;
+pub mod charts;
 pub mod config;
 pub mod dashboard;
 pub mod diagnose;
@@ -31,6 +33,7 @@ pub mod format;
 pub mod horizon;
 pub mod listeners;
 pub mod lock;
+pub mod metrics;
 pub mod pass;
 pub mod recover;
 pub mod relisten;

@@ -96,6 +96,8 @@ pub struct PassReport {
     pub dead_events: u64,
     /// Unclaimed events plus failed events awaiting retry.
     pub backlog: u64,
+    /// Age of the oldest event no worker has claimed, in seconds.
+    pub oldest_pending_secs: Option<f64>,
     /// Processed events deleted for age.
     pub pruned_events: u64,
     /// Their inbox rows.
@@ -138,6 +140,7 @@ impl PassReport {
             retries_due: 0,
             dead_events: 0,
             backlog: 0,
+            oldest_pending_secs: None,
             pruned_events: 0,
             pruned_inbox: 0,
             pruned_runs: 0,
@@ -341,6 +344,7 @@ async fn read_counts<C: ConnectionTrait>(
         "retries due",
     )?;
     report.backlog = health.unclaimed + health.failed;
+    report.oldest_pending_secs = health.oldest_pending_secs;
     report.dead_events = health.dead;
     report.retries_due = count(&due, "due")?;
     report.ratio_1h = stats::ratio(ratios.hour.messages, ratios.hour.created_events);
@@ -444,6 +448,9 @@ fn publish(report: &PassReport) {
     metrics::counter!("aplus_reconciler_pruned_runs_total").increment(report.pruned_runs);
     metrics::gauge!("aplus_reconciler_backlog").set(report.backlog as f64);
     metrics::gauge!("aplus_reconciler_dead_events").set(report.dead_events as f64);
+    // No pending event is an age of zero: the alert compares with a bound.
+    metrics::gauge!("aplus_reconciler_oldest_pending_age_seconds")
+        .set(report.oldest_pending_secs.unwrap_or(0.0));
     metrics::gauge!("aplus_reconciler_retries_due").set(report.retries_due as f64);
     if let Some(usage) = report.notification_queue_usage {
         metrics::gauge!("aplus_reconciler_notification_queue_usage").set(usage);

@@ -32,6 +32,9 @@ pub struct ServiceConfig {
     pub schedule: Schedule,
     /// Where `/healthz`, `/readyz`, `/metrics`, `/` and `/api/health` are served.
     pub http_listen: SocketAddr,
+    /// A second address serving only `/metrics`, so scraping needs no access
+    /// to the dashboard (`--metrics-listen`).
+    pub metrics_listen: Option<SocketAddr>,
     /// Apply pending migrations at start (waits for other migrating processes).
     pub migrate: bool,
     /// Thresholds of the dashboard's verdict.
@@ -45,8 +48,9 @@ pub async fn run(
     config: ServiceConfig,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    // Metrics recorded before the recorder exists are lost.
-    service::http::metrics_handle();
+    // Metrics recorded before the recorder exists are lost; every series
+    // starts at its zero before anything records.
+    crate::metrics::install();
     config.pass.validate()?;
     let health = Health::new();
     health.set("database", false, "not reached yet");
@@ -55,6 +59,16 @@ pub async fn run(
         config.thresholds.clone(),
     ));
     let (addr, http) = service::http::serve(config.http_listen, app, shutdown.clone()).await?;
+    let metrics_http = match config.metrics_listen {
+        Some(listen) => {
+            let (bound, task) =
+                service::http::serve(listen, service::http::metrics_router(), shutdown.clone())
+                    .await?;
+            tracing::info!(addr = %bound, "metrics alone at http://{bound}/metrics");
+            Some(task)
+        }
+        None => None,
+    };
     tracing::info!(
         %addr,
         schedule = %config.schedule,
@@ -64,6 +78,9 @@ pub async fn run(
 
     if config.migrate && !migrate_with_retry(&db, &health, &shutdown).await {
         let _ = http.await;
+        if let Some(task) = metrics_http {
+            let _ = task.await;
+        }
         return Ok(());
     }
 
@@ -100,6 +117,9 @@ pub async fn run(
     }
     tracing::info!("reconciler stopping");
     let _ = http.await;
+    if let Some(task) = metrics_http {
+        let _ = task.await;
+    }
     Ok(())
 }
 

@@ -81,6 +81,7 @@ async fn orphans_are_processed_within_the_grace_plus_one_schedule_period() {
         pass: pass_config,
         schedule: Schedule::parse("* * * * * *").expect("every second"),
         http_listen: "127.0.0.1:0".parse().expect("literal address"),
+        metrics_listen: None,
         migrate: false,
         thresholds: Default::default(),
     };

@@ -16,10 +16,16 @@ async fn the_service_repairs_on_schedule_serves_the_dashboard_and_stops_cleanly(
     let t = TestDb::new().await;
     insert_bare_messages(&t, 1, 7).await;
     let port = testkit::cluster::free_port().expect("a free port");
+    let metrics_port = testkit::cluster::free_port().expect("a free port");
     let config = ServiceConfig {
         pass: config("rec-dashboard"),
         schedule: Schedule::parse("* * * * * *").expect("every second"),
         http_listen: format!("127.0.0.1:{port}").parse().expect("address"),
+        metrics_listen: Some(
+            format!("127.0.0.1:{metrics_port}")
+                .parse()
+                .expect("address"),
+        ),
         migrate: true,
         thresholds: Default::default(),
     };
@@ -56,7 +62,16 @@ async fn the_service_repairs_on_schedule_serves_the_dashboard_and_stops_cleanly(
             .to_str()
             .is_ok_and(|c| c.starts_with("text/html"))
     );
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("script-src"), "no script is allowed: {csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
     let html = page.text().await.expect("html");
+    assert!(html.contains("<h2>Last 24 hours</h2>"), "{html}");
+    assert_eq!(html.matches("<svg").count(), 4, "{html}");
     assert!(html.contains("<h1 class=\"degraded\">Degraded: "), "{html}");
     assert!(html.contains("Recent reconciler passes"), "{html}");
     assert!(html.contains("rec-dashboard"), "{html}");
@@ -81,6 +96,24 @@ async fn the_service_repairs_on_schedule_serves_the_dashboard_and_stops_cleanly(
         metrics.contains("aplus_reconciler_missing_events_created_total"),
         "{metrics}"
     );
+
+    // The metrics listener serves the metrics and nothing else.
+    let alone = |path: &str| {
+        client
+            .get(format!("http://127.0.0.1:{metrics_port}{path}"))
+            .send()
+    };
+    let scraped = alone("/metrics").await.expect("metrics alone");
+    assert_eq!(scraped.status(), 200);
+    assert!(
+        scraped
+            .text()
+            .await
+            .expect("text")
+            .contains("# HELP aplus_reconciler_backlog")
+    );
+    assert_eq!(alone("/").await.expect("page").status(), 404);
+    assert_eq!(alone("/api/health").await.expect("api").status(), 404);
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(15), service)

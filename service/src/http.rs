@@ -1,53 +1,27 @@
 //! The small HTTP server every service runs: `/healthz`, `/readyz`, `/metrics`.
 //!
-//! Services may merge routes of their own (the reconciler's dashboard).
-
-use std::net::SocketAddr;
-use std::sync::OnceLock;
+//! Services may merge routes of their own (the reconciler's dashboard), and
+//! may serve `/metrics` alone on a second listener ([`metrics_router`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::health::Health;
 
-/// Installs the process-wide Prometheus recorder once and returns its handle.
+/// The process-wide Prometheus recorder's handle.
 ///
-/// Call it before anything records a metric: values recorded while no
-/// recorder is installed are dropped, and a gauge set once at start would
-/// then be missing from `/metrics` until it next changes.
+/// Services install theirs first with [`crate::metrics::install`], which
+/// gives every metric its help text, buckets and starting series; this
+/// installs one with only the common metrics when none was.
 pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                    60.0,
-                ])
-                // The bucket list is a non-empty constant, the one case in which
-                // `set_buckets` fails.
-                .expect("bucket list is not empty")
-                // The bot's group sizes are counts of writes, not seconds.
-                .set_buckets_for_metric(
-                    Matcher::Full("aplus_bot_write_group_size".to_owned()),
-                    &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0],
-                )
-                // As above: a non-empty constant.
-                .expect("bucket list is not empty");
-            match builder.install_recorder() {
-                Ok(handle) => handle,
-                // Another recorder is already global (a test harness); keep a
-                // private one so `/metrics` still renders something truthful.
-                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-            }
-        })
-        .clone()
+    crate::metrics::handle()
 }
 
 #[derive(Clone)]
@@ -81,8 +55,28 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn render_metrics(State(state): State<AppState>) -> String {
-    state.metrics.render()
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    crate::metrics::refresh_process_metrics();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Only `/metrics`, for a listener of its own: exposing the metrics then
+/// exposes nothing else a service serves (the reconciler's dashboard).
+pub fn metrics_router() -> Router {
+    let state = AppState {
+        health: Health::new(),
+        metrics: metrics_handle(),
+    };
+    Router::new()
+        .route("/metrics", get(render_metrics))
+        .with_state(state)
 }
 
 /// Binds `addr` and serves `app` until `shutdown` fires. Returns the bound

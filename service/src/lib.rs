@@ -4,13 +4,15 @@
 //! environment fallbacks ([`config`]), tracing set-up ([`telemetry`]), one
 //! cancellation token for SIGTERM and Ctrl-C ([`shutdown`]), database
 //! connections with the session settings the pipeline relies on ([`db`]), and
-//! the small HTTP server for `/healthz`, `/readyz` and `/metrics` ([`http`]).
+//! the small HTTP server for `/healthz`, `/readyz` and `/metrics` ([`http`]),
+//! and the metric tables every service registers at start ([`metrics`]).
 
 pub mod config;
 pub mod db;
 pub mod exit;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! Test support for the workspace. Development only.
 //!
-//! [`cluster`] runs private PostgreSQL clusters with the machine's binaries.
+//! [`cluster`] runs private PostgreSQL clusters with the machine's binaries;
+//! [`packages`] finds (or installs) the other tools tests run.
 //! With the `db` feature (the default): [`TestDb`] gives each test a fresh,
 //! migrated database on the server named by `DATABASE_URL`, or on a private
 //! cluster when it is unset; [`factory`] builds rows; [`eventually`] waits for
@@ -8,6 +9,7 @@
 //! with a message that says what to install: it never skips.
 
 pub mod cluster;
+pub mod packages;
 pub mod secrets;
 
 #[cfg(feature = "db")]

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod handler;
+pub mod metrics;
 mod run;
 mod store;
 pub mod text;

@@ -30,8 +30,9 @@ pub async fn run(
     shutdown: CancellationToken,
     on_ready: impl FnOnce(std::net::SocketAddr) + Send,
 ) -> anyhow::Result<()> {
-    // Metrics recorded before the recorder exists are lost.
-    service::http::metrics_handle();
+    // Metrics recorded before the recorder exists are lost; every series
+    // starts at its zero before anything records.
+    crate::metrics::install();
     let name = config.worker_name();
     let mut settings = PoolSettings::new(format!("aplus-worker {name}"), config.concurrency + 2);
     settings.idle_in_transaction_timeout = Some(config.lease);

@@ -129,6 +129,10 @@ pub(crate) struct RunArgs {
     /// not change the schema.
     #[arg(long, env = "RECONCILER_MIGRATE")]
     pub(crate) migrate: bool,
+    /// Also serve /metrics alone on this address (scrapers then need no
+    /// access to the dashboard's address).
+    #[arg(long, env = "RECONCILER_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
 }
 
 pub(crate) fn parse_schedule(line: &str) -> Result<Schedule, String> {

@@ -109,6 +109,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 schedule: args.schedule,
                 http_listen: args.http_listen,
                 migrate: args.migrate,
+                metrics_listen: args.metrics_listen,
                 thresholds: Thresholds {
                     grace: args.pass.orphan_grace,
                     listener_stale_after: args.pass.listeners.listener_stale_after,
