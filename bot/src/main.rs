@@ -24,12 +24,21 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     let shutdown = service::shutdown::on_signal();
-    match bot::run(config, shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
+    // The same session settings as the bot's pools.
+    let database = config.database.clone();
+    let sessions = service::db::PoolSettings::new("aplus-bot", 2);
+    match service::pooler::run_checked(&database, &sessions, Box::pin(bot::run(config, shutdown)))
+        .await
+    {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(error)) => {
             let error = anyhow::Error::from(error);
             tracing::error!(error = %format!("{error:#}"), "bot failed");
             std::process::ExitCode::FAILURE
+        }
+        Err(error) => {
+            tracing::error!(error = %service::telemetry::error_chain(&error), "bot failed");
+            std::process::ExitCode::from(2)
         }
     }
 }

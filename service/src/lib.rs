@@ -3,13 +3,15 @@
 //! Nothing here knows about Discord or events: configuration pieces with
 //! environment fallbacks ([`config`]), tracing set-up ([`telemetry`]), one
 //! cancellation token for SIGTERM and Ctrl-C ([`shutdown`]), database
-//! connections with the session settings the pipeline relies on ([`db`]), and
+//! connections with the session settings the pipeline relies on ([`db`]) and
+//! the start-up check that they are sessions of their own ([`pooler`]), and
 //! the small HTTP server for `/healthz`, `/readyz` and `/metrics` ([`http`]).
 
 pub mod config;
 pub mod db;
 pub mod health;
 pub mod http;
+pub mod pooler;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
