@@ -5,7 +5,7 @@
 //! migrated database on the server named by `DATABASE_URL`, or on a private
 //! cluster when it is unset; [`factory`] builds rows; [`eventually`] waits for
 //! a condition instead of sleeping; [`pgbouncer`] puts a private PgBouncer
-//! in front of the server. A test that cannot get a database fails
+//! in front of the server; [`tls`] makes certificates for a server with TLS. A test that cannot get a database fails
 //! with a message that says what to install: it never skips.
 
 pub mod cluster;
@@ -20,6 +20,8 @@ mod db;
 pub mod factory;
 #[cfg(feature = "db")]
 pub mod pgbouncer;
+#[cfg(feature = "db")]
+pub mod tls;
 #[cfg(feature = "db")]
 mod wait;
 
