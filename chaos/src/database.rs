@@ -21,7 +21,7 @@ const SERVICE_ROLE: &str = "aplus_app";
 
 /// What the services' role may do: everything on the pipeline's tables,
 /// nothing beyond.
-const SERVICE_GRANTS: &str = r#"
+pub const SERVICE_GRANTS: &str = r#"
 GRANT ALL ON ALL TABLES IN SCHEMA public TO aplus_app;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO aplus_app;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO aplus_app;
@@ -49,7 +49,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// message once, under the last of them, and that one write is the effect of
 /// all of them. The writing (sub)transaction, the `xmin` of both rows, ties
 /// such an effect to every inbox row written with it.
-const EFFECT_RECORDER: &str = r#"
+pub const EFFECT_RECORDER: &str = r#"
 CREATE TABLE chaos_effects (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_id uuid NOT NULL,
