@@ -150,6 +150,29 @@ impl Backfiller {
         }
     }
 
+    /// Asks for a backfill of the watched channels whose guild is on `shard`
+    /// (a shard's session began or resumed: only its guilds' events may
+    /// have been missed). Looking the channels up may take a REST call, so
+    /// it runs on its own task.
+    pub fn request_shard(self: &Arc<Self>, shard: u32, reason: &'static str) {
+        let this = Arc::clone(self);
+        self.tracker.spawn(async move {
+            let channels = tokio::select! {
+                _ = this.shutdown.cancelled() => return,
+                channels = this.channels.watched_on(shard) => channels,
+            };
+            tracing::debug!(
+                reason,
+                shard,
+                channels = channels.len(),
+                "backfill requested"
+            );
+            for channel_id in channels {
+                this.request(channel_id);
+            }
+        });
+    }
+
     /// A new gateway session began (`ready`: the first, or a re-identify after
     /// INVALID_SESSION). It heard nothing from the old one's end, so the
     /// next run of every channel re-reads the overlap window again, where
@@ -253,6 +276,10 @@ impl Backfiller {
     /// while the worker may).
     #[tracing::instrument(level = "debug", skip(self), err)]
     pub async fn backfill_channel(&self, channel_id: u64) -> Result<BackfillReport, BackfillError> {
+        // Another process's shard owns the channel's guild: it backfills it.
+        if !self.channels.owned(channel_id).await? {
+            return Ok(BackfillReport::default());
+        }
         // History messages come without `guild_id`; the channel has it.
         let guild_id = match self.channels.info(channel_id).await {
             Ok(info) => info.and_then(|i| i.guild_id),

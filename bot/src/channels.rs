@@ -5,6 +5,13 @@
 //! bot does not ask for the GUILDS intent that would announce threads, so a
 //! channel seen for the first time is looked up once (`GET /channels/{id}`)
 //! and remembered: a thread whose `parent_id` is listed is watched.
+//!
+//! A process running some of the gateway shards (`--shard`, `--shard-range`)
+//! owns only the guilds whose events Discord sends to those shards
+//! (`(guild_id >> 22) % shards`). It verifies, backfills and reads back only
+//! the listed channels of those guilds and their threads; the other listed
+//! channels belong to the process running their shard, so two processes
+//! never read the same history.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -13,6 +20,7 @@ use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
 use service::Health;
 use tokio::sync::OnceCell;
 
+use crate::config::Shards;
 use crate::error::error_chain;
 use crate::rest::{ChannelInfo, Rest, RestError};
 
@@ -43,11 +51,16 @@ pub enum ChannelState {
     Refused { status: u16, detail: String },
     /// The check could not finish (network, 5xx); retried by every backfill.
     Unverified { detail: String },
+    /// Its guild is on `shard`, which another bot process runs.
+    OtherShard { shard: u32, total: u32 },
 }
 
 impl ChannelState {
     fn ready(&self) -> bool {
-        matches!(self, ChannelState::Readable { .. })
+        matches!(
+            self,
+            ChannelState::Readable { .. } | ChannelState::OtherShard { .. }
+        )
     }
 
     fn detail(&self) -> String {
@@ -59,6 +72,9 @@ impl ChannelState {
             ChannelState::Refused { detail, .. } | ChannelState::Unverified { detail } => {
                 detail.clone()
             }
+            ChannelState::OtherShard { shard, total } => {
+                format!("served by another bot process: its guild is on shard {shard} of {total}")
+            }
         }
     }
 }
@@ -67,6 +83,10 @@ impl ChannelState {
 #[derive(Debug)]
 pub struct Channels {
     listed: BTreeSet<u64>,
+    /// The gateway shards this process runs: which guilds it owns.
+    shards: Shards,
+    /// Listed channels whose guild another process's shard owns.
+    elsewhere: RwLock<BTreeSet<u64>>,
     rest: Rest,
     health: Health,
     /// Channel lookups, once each; `None` when Discord refused the lookup.
@@ -81,15 +101,23 @@ pub fn check_name(channel_id: u64) -> String {
 }
 
 impl Channels {
-    /// The allowlist; each listed channel gets a `channel:<id>` readiness
+    /// The allowlist, of which this process serves the channels its
+    /// `shards` own; each listed channel gets a `channel:<id>` readiness
     /// check, not ready until verified.
-    pub fn new(listed: impl IntoIterator<Item = u64>, rest: Rest, health: Health) -> Self {
+    pub fn new(
+        listed: impl IntoIterator<Item = u64>,
+        shards: Shards,
+        rest: Rest,
+        health: Health,
+    ) -> Self {
         let listed: BTreeSet<u64> = listed.into_iter().collect();
         for id in &listed {
             health.set(&check_name(*id), false, "not verified yet");
         }
         Self {
             listed,
+            shards,
+            elsewhere: RwLock::new(BTreeSet::new()),
             rest,
             health,
             lookups: Mutex::new(HashMap::new()),
@@ -112,11 +140,65 @@ impl Channels {
             .collect()
     }
 
-    /// Every watched channel: the allowlist and the known threads.
+    /// Every watched channel: the allowlist (but for the channels found to
+    /// belong to another process's shards) and the known threads.
     pub fn watched(&self) -> Vec<u64> {
-        let mut all = self.listed();
+        let elsewhere = self
+            .elsewhere
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<u64> = self
+            .listed
+            .iter()
+            .filter(|id| !elsewhere.contains(id))
+            .copied()
+            .collect();
+        drop(elsewhere);
         all.extend(self.threads());
         all
+    }
+
+    /// The watched channels whose guild is on `shard` (a shard's READY
+    /// backfills these). A channel whose guild cannot be looked up now is
+    /// included: its backfill retries the lookup and reports a refusal.
+    pub async fn watched_on(&self, shard: u32) -> Vec<u64> {
+        if matches!(self.shards, Shards::Single) {
+            return self.watched();
+        }
+        let mut on_shard = Vec::new();
+        for channel_id in self.watched() {
+            match self.info(channel_id).await {
+                Ok(Some(info)) if self.shards.shard_of(info.guild_id) != shard => {}
+                _ => on_shard.push(channel_id),
+            }
+        }
+        on_shard
+    }
+
+    /// The gateway shards this process runs.
+    pub fn shards(&self) -> Shards {
+        self.shards
+    }
+
+    /// Whether this process serves the channel: its guild is on one of its
+    /// shards. Always true when it runs every shard; otherwise the channel
+    /// is looked up (once). A channel Discord refuses to show counts as
+    /// served, so its backfill reports the refusal.
+    pub async fn owned(&self, channel_id: u64) -> Result<bool, RestError> {
+        if matches!(self.shards, Shards::Single | Shards::All { .. }) {
+            return Ok(true);
+        }
+        let Some(info) = self.info(channel_id).await? else {
+            return Ok(true);
+        };
+        let owned = self.shards.owns_guild(info.guild_id);
+        if !owned && self.listed.contains(&channel_id) {
+            self.elsewhere
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(channel_id);
+        }
+        Ok(owned)
     }
 
     /// The channel object, looked up once. `Ok(None)` when Discord refuses
@@ -156,7 +238,11 @@ impl Channels {
             return Ok(Membership::Unlisted);
         };
         match info.parent_id {
-            Some(parent) if info.is_thread() && self.listed.contains(&parent) => {
+            Some(parent)
+                if info.is_thread()
+                    && self.listed.contains(&parent)
+                    && self.shards.owns_guild(info.guild_id) =>
+            {
                 let new = self
                     .threads
                     .write()
@@ -193,6 +279,16 @@ impl Channels {
             Ok(info) => info,
             Err(error) => return refused_or_unverified(&error, "see"),
         };
+        if !self.shards.owns_guild(info.guild_id) {
+            self.elsewhere
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(channel_id);
+            return ChannelState::OtherShard {
+                shard: self.shards.shard_of(info.guild_id),
+                total: self.shards.total(),
+            };
+        }
         match self.rest.latest_message(channel_id).await {
             Ok(_) => ChannelState::Readable { name: info.name },
             Err(error) => refused_or_unverified(&error, "read the history of"),
@@ -216,12 +312,25 @@ impl Channels {
             ChannelState::Unverified { detail } => {
                 tracing::warn!(channel_id, "channel not verified: {detail}")
             }
+            ChannelState::OtherShard { shard, total } => {
+                tracing::info!(
+                    channel_id,
+                    shard,
+                    total,
+                    "channel served by the bot process running its guild's shard"
+                )
+            }
         }
     }
 
     /// A history read of a listed channel succeeded: it is readable.
     pub fn mark_readable(&self, channel_id: u64) {
-        if self.listed.contains(&channel_id) {
+        let elsewhere = self
+            .elsewhere
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&channel_id);
+        if self.listed.contains(&channel_id) && !elsewhere {
             let check = check_name(channel_id);
             if !self.health.get(&check).is_some_and(|c| c.ready) {
                 let name = self

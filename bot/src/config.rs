@@ -83,11 +83,25 @@ pub struct BotConfig {
     pub write_queue: usize,
 
     /// Run only this gateway shard (with `--shards`).
-    #[arg(long, env = "BOT_SHARD", requires = "shards")]
+    #[arg(
+        long,
+        env = "BOT_SHARD",
+        requires = "shards",
+        conflicts_with = "shard_range"
+    )]
     pub shard: Option<u32>,
 
-    /// Total number of gateway shards. Without `--shard`, this process runs
-    /// all of them.
+    /// Run the gateway shards `A..B` of `--shards`, BOTH ENDS INCLUDED, as
+    /// serenity's `start_shard_range` and Discord's docs count them: with
+    /// `--shards 4`, `0..1` runs shards 0 and 1 and `2..3` runs 2 and 3.
+    /// `A..=B` means the same. The process watches, backfills and reads back
+    /// only the channels of the guilds its shards own
+    /// (`(guild_id >> 22) % shards`).
+    #[arg(long, env = "BOT_SHARD_RANGE", requires = "shards", value_parser = parse_shard_range)]
+    pub shard_range: Option<ShardRange>,
+
+    /// Total number of gateway shards. Without `--shard` or `--shard-range`,
+    /// this process runs all of them.
     #[arg(long, env = "BOT_SHARDS")]
     pub shards: Option<u32>,
 
@@ -108,6 +122,13 @@ pub struct BotConfig {
     pub shutdown_timeout: Duration,
 }
 
+/// `--shard-range A..B`: the first and last shard, both included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardRange {
+    pub first: u32,
+    pub last: u32,
+}
+
 /// Which gateway shards this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shards {
@@ -115,8 +136,49 @@ pub enum Shards {
     Single,
     /// Shard `index` of `total`.
     One { index: u32, total: u32 },
+    /// Shards `first` to `last` (both included) of `total`.
+    Range { first: u32, last: u32, total: u32 },
     /// All `total` shards in this process.
     All { total: u32 },
+}
+
+impl Shards {
+    /// How many shards this process runs.
+    pub fn count(&self) -> u32 {
+        match *self {
+            Shards::Single | Shards::One { .. } => 1,
+            Shards::Range { first, last, .. } => last - first + 1,
+            Shards::All { total } => total,
+        }
+    }
+
+    /// Whether this process's shards receive the events of a guild: Discord
+    /// sends a guild's events to shard `(guild_id >> 22) % total`, and direct
+    /// messages (no guild) to shard 0.
+    pub fn owns_guild(&self, guild_id: Option<u64>) -> bool {
+        let (first, last, total) = match *self {
+            Shards::Single | Shards::All { .. } => return true,
+            Shards::One { index, total } => (index, index, total),
+            Shards::Range { first, last, total } => (first, last, total),
+        };
+        let shard = guild_id.map_or(0, |id| ((id >> 22) % u64::from(total)) as u32);
+        (first..=last).contains(&shard)
+    }
+
+    /// The total number of shards of the bot (1 when unsharded).
+    pub fn total(&self) -> u32 {
+        match *self {
+            Shards::Single => 1,
+            Shards::One { total, .. } | Shards::Range { total, .. } | Shards::All { total } => {
+                total
+            }
+        }
+    }
+
+    /// The shard that receives a guild's events.
+    pub fn shard_of(&self, guild_id: Option<u64>) -> u32 {
+        guild_id.map_or(0, |id| ((id >> 22) % u64::from(self.total())) as u32)
+    }
 }
 
 impl BotConfig {
@@ -167,6 +229,18 @@ impl BotConfig {
 
     /// Which shards to run, after checking that the flags agree.
     pub fn shards(&self) -> Result<Shards, String> {
+        if let Some(ShardRange { first, last }) = self.shard_range {
+            return match self.shards {
+                None => Err("--shard-range needs --shards".to_owned()),
+                Some(0) => Err("--shards must be at least 1".to_owned()),
+                Some(total) if last < total => Ok(Shards::Range { first, last, total }),
+                Some(total) => Err(format!(
+                    "--shard-range {first}..{last} is out of range for --shards {total} \
+                     (shards count from 0 and both ends are included: the last is {})",
+                    total - 1
+                )),
+            };
+        }
         match (self.shard, self.shards) {
             (None, None) => Ok(Shards::Single),
             (_, Some(0)) => Err("--shards must be at least 1".to_owned()),
@@ -178,6 +252,26 @@ impl BotConfig {
             (Some(_), None) => Err("--shard needs --shards".to_owned()),
         }
     }
+}
+
+/// `A..B` or `A..=B`: shards A to B, both included.
+fn parse_shard_range(text: &str) -> Result<ShardRange, String> {
+    let (first, last) = text
+        .split_once("..=")
+        .or_else(|| text.split_once(".."))
+        .ok_or_else(|| format!("`{text}` is not a shard range: write A..B (both included)"))?;
+    let number = |part: &str| {
+        part.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("`{text}` is not a shard range: `{part}` is not a shard number"))
+    };
+    let (first, last) = (number(first)?, number(last)?);
+    if first > last {
+        return Err(format!(
+            "`{text}`: the first shard is after the last (both ends are included)"
+        ));
+    }
+    Ok(ShardRange { first, last })
 }
 
 /// A channel id: a snowflake that fits PostgreSQL's signed `bigint`.
@@ -238,6 +332,63 @@ mod tests {
         assert!(parse(&["--channels", "1", "--shard", "0"]).is_err());
         let config = parse(&["--channels", "1", "--shards", "3"]).expect("valid");
         assert_eq!(config.shards(), Ok(Shards::All { total: 3 }));
+    }
+
+    #[test]
+    fn a_shard_range_includes_both_ends_and_must_fit_the_total() {
+        let range = |r: &str, n: &str| {
+            parse(&["--channels", "1", "--shard-range", r, "--shards", n]).map(|c| c.shards())
+        };
+        let zero_one = Shards::Range {
+            first: 0,
+            last: 1,
+            total: 4,
+        };
+        assert_eq!(range("0..1", "4").expect("parses"), Ok(zero_one));
+        assert_eq!(range("0..=1", "4").expect("parses"), Ok(zero_one));
+        assert_eq!(zero_one.count(), 2);
+        assert!(range("2..4", "4").expect("parses").is_err(), "shard 4 of 4");
+        assert!(range("3..2", "4").is_err());
+        assert!(range("a..2", "4").is_err());
+        assert!(range("1", "4").is_err());
+        assert!(parse(&["--channels", "1", "--shard-range", "0..1"]).is_err());
+        assert!(
+            parse(&[
+                "--channels",
+                "1",
+                "--shard-range",
+                "0..1",
+                "--shard",
+                "0",
+                "--shards",
+                "4"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_process_owns_the_guilds_of_its_shards_and_shard_0_owns_direct_messages() {
+        let low = Shards::Range {
+            first: 0,
+            last: 1,
+            total: 4,
+        };
+        let high = Shards::Range {
+            first: 2,
+            last: 3,
+            total: 4,
+        };
+        for shard in 0..4u64 {
+            let guild = (1000 + shard) << 22 | 12345;
+            let expected = (1000 + shard) % 4 < 2;
+            assert_eq!(low.owns_guild(Some(guild)), expected, "guild on {shard}");
+            assert_eq!(high.owns_guild(Some(guild)), !expected, "guild on {shard}");
+        }
+        assert!(low.owns_guild(None));
+        assert!(!high.owns_guild(None));
+        assert!(Shards::Single.owns_guild(Some(7 << 22)));
+        assert!(Shards::All { total: 4 }.owns_guild(Some(7 << 22)));
     }
 
     #[test]

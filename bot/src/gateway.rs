@@ -44,6 +44,8 @@ pub async fn start(client: &mut Client, shards: Shards) -> serenity::Result<()> 
     match shards {
         Shards::Single => client.start().await,
         Shards::One { index, total } => client.start_shard(index, total).await,
+        // serenity's range includes its end, as `Shards::Range` does.
+        Shards::Range { first, last, total } => client.start_shard_range(first..last, total).await,
         Shards::All { total } => client.start_shards(total).await,
     }
 }

@@ -207,17 +207,17 @@ impl RawEventHandler for Handler {
             }
             Event::Ready(event) => {
                 self.stats.ready();
-                tracing::info!(shard = ctx.shard_id.0, user = %event.ready.user.name, guilds = event.ready.guilds.len(), "gateway session ready; backfilling every watched channel");
+                tracing::info!(shard = ctx.shard_id.0, user = %event.ready.user.name, guilds = event.ready.guilds.len(), "gateway session ready; backfilling the watched channels of its guilds");
                 self.backfiller.new_session();
-                self.backfiller.request_all("ready");
+                self.backfiller.request_shard(ctx.shard_id.0, "ready");
             }
             Event::Resumed(_) => {
                 self.stats.resumed();
                 tracing::info!(
                     shard = ctx.shard_id.0,
-                    "gateway session resumed; backfilling every watched channel"
+                    "gateway session resumed; backfilling the watched channels of its guilds"
                 );
-                self.backfiller.request_all("resumed");
+                self.backfiller.request_shard(ctx.shard_id.0, "resumed");
             }
             Event::Unknown(event) => self.on_undecodable(&event.kind, &event.value),
             _ => {}

@@ -29,9 +29,14 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(CONFIG);
     }
     let shutdown = service::shutdown::on_signal();
-    match bot::run(config, shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
+    // The same session settings as the bot's pools.
+    let database = config.database.clone();
+    let sessions = service::db::PoolSettings::new("aplus-bot", 2);
+    match service::pooler::run_checked(&database, &sessions, Box::pin(bot::run(config, shutdown)))
+        .await
+    {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(error)) => {
             let status = match &error {
                 bot::BotError::FatalClose { .. }
                 | bot::BotError::Config(_)
@@ -41,6 +46,10 @@ async fn main() -> std::process::ExitCode {
             let error = anyhow::Error::from(error);
             tracing::error!(error = %format!("{error:#}"), exit_status = status, "bot failed");
             std::process::ExitCode::from(status)
+        }
+        Err(error) => {
+            tracing::error!(error = %service::telemetry::error_chain(&error), "bot failed");
+            std::process::ExitCode::from(CONFIG)
         }
     }
 }

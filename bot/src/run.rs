@@ -118,6 +118,7 @@ impl Bot {
         .map_err(|e| BotError::Config(e.to_string()))?;
         let channels = Arc::new(Channels::new(
             config.channels.iter().copied(),
+            shards,
             rest.clone(),
             health.clone(),
         ));
@@ -256,11 +257,9 @@ impl Bot {
                     return Err(error);
                 }
             };
+        identify_budget(&client, shards).await;
         let manager = Arc::clone(&client.shard_manager);
-        let expected_shards = match shards {
-            Shards::Single | Shards::One { .. } => 1,
-            Shards::All { total } => total as usize,
-        };
+        let expected_shards = shards.count() as usize;
         tasks.spawn(health_loop(
             db.clone(),
             Arc::clone(&writer),
@@ -369,6 +368,46 @@ async fn wait_for_api(rest: &Rest, shutdown: &CancellationToken) -> bool {
         tokio::select! {
             _ = shutdown.cancelled() => return false,
             _ = tokio::time::sleep(retry.delay(attempt)) => {}
+        }
+    }
+}
+
+/// Logs what `/gateway/bot` says about sharding and identifying, and warns
+/// when the plan does not fit it. serenity identifies this process's shards
+/// one every 5 seconds whatever `max_concurrency` allows, the pace Discord
+/// asks of `max_concurrency` 1, so one process never identifies too fast;
+/// processes started together share Discord's budget (one identify per
+/// bucket `shard % max_concurrency` per 5 s), and a shard refused for it is
+/// identified again by serenity.
+async fn identify_budget(client: &serenity::Client, shards: Shards) {
+    match client.http.get_bot_gateway().await {
+        Ok(gateway) => {
+            let limit = gateway.session_start_limit;
+            tracing::info!(
+                recommended_shards = gateway.shards,
+                total_shards = shards.total(),
+                shards_here = shards.count(),
+                max_concurrency = limit.max_concurrency,
+                identifies_left = limit.remaining,
+                "gateway sharding"
+            );
+            if shards.total() < gateway.shards {
+                tracing::warn!(
+                    recommended = gateway.shards,
+                    configured = shards.total(),
+                    "Discord recommends more shards than --shards; it refuses too few shards (close 4011)"
+                );
+            }
+            if u64::from(shards.count()) > limit.remaining {
+                tracing::warn!(
+                    remaining = limit.remaining,
+                    reset_after_ms = limit.reset_after,
+                    "fewer identifies left today than shards to start; Discord resets the token when they run out"
+                );
+            }
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "could not read /gateway/bot; starting the shards anyway")
         }
     }
 }

@@ -42,7 +42,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// such an effect to every inbox row written with it. The trigger runs as
 /// its owner (`SECURITY DEFINER`), so the worker's role needs no right on
 /// `chaos_effects`.
-const EFFECT_RECORDER: &str = r#"
+pub const EFFECT_RECORDER: &str = r#"
 CREATE TABLE chaos_effects (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_id uuid NOT NULL,

@@ -56,6 +56,10 @@ struct Args {
     #[arg(long, env = "DISCORD_SIM_SHARDS", default_value_t = 1)]
     shards: u32,
 
+    /// `max_concurrency` reported by /gateway/bot (shards that may identify per 5 s).
+    #[arg(long, env = "DISCORD_SIM_MAX_CONCURRENCY", default_value_t = 1)]
+    max_concurrency: u32,
+
     /// A token to refuse (REST 401, gateway close 4004).
     #[arg(long, env = "DISCORD_SIM_BAD_TOKEN")]
     bad_token: Option<String>,
@@ -76,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         listen: args.listen,
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms.max(1)),
         recommended_shards: args.shards.max(1),
+        max_concurrency: args.max_concurrency.max(1),
         bad_token: args.bad_token.clone(),
         ..SimConfig::default()
     };

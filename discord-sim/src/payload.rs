@@ -424,7 +424,7 @@ pub fn gateway(url: &str) -> Value {
 
 /// Body of `GET /gateway/bot`.
 #[must_use]
-pub fn gateway_bot(url: &str, shards: u32) -> Value {
+pub fn gateway_bot(url: &str, shards: u32, max_concurrency: u32) -> Value {
     json!({
         "url": url,
         "shards": shards,
@@ -432,7 +432,7 @@ pub fn gateway_bot(url: &str, shards: u32) -> Value {
             "total": 1000,
             "remaining": 999,
             "reset_after": 14_400_000,
-            "max_concurrency": 1,
+            "max_concurrency": max_concurrency,
         },
     })
 }
@@ -825,8 +825,9 @@ mod tests {
             serde_json::from_value(current_user(&Author::bot(1, "b"))).expect("user parses");
         assert!(user.bot);
         let bot_gateway: BotGateway =
-            serde_json::from_value(gateway_bot("ws://x", 2)).expect("gateway/bot parses");
+            serde_json::from_value(gateway_bot("ws://x", 2, 4)).expect("gateway/bot parses");
         assert_eq!(bot_gateway.shards, 2);
+        assert_eq!(bot_gateway.session_start_limit.max_concurrency, 4);
         let error: serenity::http::DiscordJsonError =
             serde_json::from_value(error_body(10003, "Unknown Channel")).expect("error parses");
         assert_eq!(error.code, 10003);

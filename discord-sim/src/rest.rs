@@ -193,6 +193,7 @@ async fn get_gateway_bot(State(shared): State<Arc<Shared>>) -> Json<Value> {
     Json(payload::gateway_bot(
         &shared.gateway_url,
         shared.recommended_shards,
+        shared.max_concurrency,
     ))
 }
 

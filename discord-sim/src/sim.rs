@@ -44,6 +44,9 @@ pub struct SimConfig {
     pub application_id: u64,
     /// `shards` in `/gateway/bot`.
     pub recommended_shards: u32,
+    /// `session_start_limit.max_concurrency` in `/gateway/bot`: how many shards may identify
+    /// in one 5-second window (one per bucket `shard_id % max_concurrency`). Default 1.
+    pub max_concurrency: u32,
     /// A token that REST answers with 401 and IDENTIFY with close 4004.
     pub bad_token: Option<String>,
     /// Intent bits whose request in IDENTIFY is answered with close 4014 (e.g. the privileged
@@ -66,6 +69,7 @@ impl Default for SimConfig {
             bot: Author::bot(1_100_000_000_000_000_001, "capture-bot"),
             application_id: 1_100_000_000_000_000_001,
             recommended_shards: 1,
+            max_concurrency: 1,
             bad_token: None,
             disallowed_intents: 0,
             resume_window: Duration::from_secs(120),
@@ -84,6 +88,7 @@ pub(crate) struct Shared {
     pub cancel: CancellationToken,
     pub heartbeat_interval: Duration,
     pub recommended_shards: u32,
+    pub max_concurrency: u32,
     pub gateway_url: String,
     pub api_url: String,
     pub local_addr: SocketAddr,
@@ -177,6 +182,7 @@ impl Sim {
             cancel: cancel.clone(),
             heartbeat_interval: config.heartbeat_interval,
             recommended_shards: config.recommended_shards.max(1),
+            max_concurrency: config.max_concurrency.max(1),
             gateway_url,
             api_url,
             local_addr,

@@ -69,6 +69,22 @@ pub fn connect_options(
         .expose_secret()
         .parse::<PgConnectOptions>()?
         .application_name(&settings.application_name);
+    let session = session_settings(args, settings);
+    if !session.is_empty() {
+        options = options.options(session);
+    }
+    // Statements are logged by our own spans; sqlx's per-statement log lines
+    // would flood the output at the pipeline's rates.
+    use sea_orm::sqlx::ConnectOptions as _;
+    Ok(options.disable_statement_logging())
+}
+
+/// The session settings of a pool: sent in the startup packet's `options`
+/// and set again by a statement once connected (see [`lazy_pool`]).
+pub fn session_settings(
+    args: &DatabaseArgs,
+    settings: &PoolSettings,
+) -> Vec<(&'static str, String)> {
     let mut session: Vec<(&str, String)> = Vec::new();
     if let Some(timeout) = settings.statement_timeout {
         session.push(("statement_timeout", timeout.as_millis().to_string()));
@@ -83,13 +99,23 @@ pub fn connect_options(
         session.push(("plan_cache_mode", "force_custom_plan".to_owned()));
     }
     session.extend(keepalive_settings(&args.keepalive));
-    if !session.is_empty() {
-        options = options.options(session);
+    session
+}
+
+/// One statement that sets `session` for the rest of the session. A
+/// connection pooler (PgBouncer) does not pass the startup packet's
+/// `options` on (it refuses them, or drops them when told to ignore them);
+/// a statement reaches the server whatever is in between. Names and values
+/// come from this module, never from input.
+pub fn set_session_sql(session: &[(&'static str, String)]) -> Option<String> {
+    if session.is_empty() {
+        return None;
     }
-    // Statements are logged by our own spans; sqlx's per-statement log lines
-    // would flood the output at the pipeline's rates.
-    use sea_orm::sqlx::ConnectOptions as _;
-    Ok(options.disable_statement_logging())
+    let calls: Vec<String> = session
+        .iter()
+        .map(|(name, value)| format!("set_config('{name}', '{value}', false)"))
+        .collect();
+    Some(format!("SELECT {}", calls.join(", ")))
 }
 
 /// The session settings that make the server notice a dead peer.
@@ -142,6 +168,8 @@ pub fn lazy_pool(
 ) -> Result<PgPool, sea_orm::sqlx::Error> {
     let options = connect_options(args, settings)?;
     let ping_if_idle_for = settings.ping_if_idle_for;
+    let set_session: Option<std::sync::Arc<str>> =
+        set_session_sql(&session_settings(args, settings)).map(Into::into);
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(0)
@@ -155,6 +183,19 @@ pub fn lazy_pool(
         // A connection in steady use fails on its statement instead, which
         // every caller already treats as a failure that may pass.
         .test_before_acquire(false)
+        .after_connect(move |conn, _meta| {
+            let set_session = set_session.clone();
+            Box::pin(async move {
+                if let Some(sql) = set_session {
+                    use sea_orm::sqlx::Executor as _;
+                    conn.execute(sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(
+                        sql.to_string(),
+                    )))
+                    .await?;
+                }
+                Ok(())
+            })
+        })
         .before_acquire(move |conn, meta| {
             Box::pin(async move {
                 if !needs_ping(meta.idle_for, ping_if_idle_for) {
@@ -215,6 +256,24 @@ mod tests {
         ] {
             assert!(text.contains(setting), "{setting} missing from {text}");
         }
+    }
+
+    #[test]
+    fn the_session_settings_are_also_set_by_a_statement_a_pooler_passes_on() {
+        let args = DatabaseArgs::from_url("postgres://app@db/aplus");
+        let sql = set_session_sql(&session_settings(
+            &args,
+            &PoolSettings::new("aplus-test", 1),
+        ))
+        .expect("settings to set");
+        for call in [
+            "set_config('idle_in_transaction_session_timeout', '30000', false)",
+            "set_config('statement_timeout', '30000', false)",
+            "set_config('tcp_user_timeout', '25000', false)",
+        ] {
+            assert!(sql.contains(call), "{call} missing from {sql}");
+        }
+        assert_eq!(set_session_sql(&[]), None);
     }
 
     #[test]

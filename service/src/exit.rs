@@ -6,11 +6,13 @@
 //! - [`USAGE`] (64, `EX_USAGE` of sysexits.h): the command line is wrong.
 //!   clap would exit 2, which `reconciler diagnose` uses for "unhealthy".
 //! - [`CONFIG`] (78, `EX_CONFIG`): the configuration cannot work (a missing
-//!   variable, a URL that does not parse, a token Discord rejects with close
+//!   variable, a URL that does not parse, a connection pooler in transaction
+//!   mode, a token Discord rejects with close
 //!   code 4004, intents it disallows with 4014). Restarting cannot fix it,
 //!   so the process managers do not: systemd `RestartPreventExitStatus=78`,
 //!   supervisord `autorestart=unexpected` with `exitcodes=78`.
 
+use crate::pooler::SessionCheckError;
 use crate::secret::SecretError;
 
 /// `EX_USAGE`: a command-line usage error.
@@ -50,6 +52,10 @@ pub fn status_of(error: &(dyn std::error::Error + 'static)) -> u8 {
     let mut cause = Some(error);
     while let Some(e) = cause {
         if e.downcast_ref::<SecretError>().is_some()
+            || matches!(
+                e.downcast_ref::<SessionCheckError>(),
+                Some(SessionCheckError::Shared(_))
+            )
             || matches!(
                 e.downcast_ref::<sea_orm::sqlx::Error>(),
                 Some(sea_orm::sqlx::Error::Configuration(_))

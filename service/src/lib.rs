@@ -3,7 +3,8 @@
 //! Nothing here knows about Discord or events: configuration pieces with
 //! environment fallbacks ([`config`]), tracing set-up ([`telemetry`]), one
 //! cancellation token for SIGTERM and Ctrl-C ([`shutdown`]), database
-//! connections with the session settings the pipeline relies on ([`db`]), and
+//! connections with the session settings the pipeline relies on ([`db`]) and
+//! the start-up check that they are sessions of their own ([`pooler`]),
 //! the small HTTP server for `/healthz`, `/readyz` and `/metrics` ([`http`]),
 //! and the metric tables every service registers at start ([`metrics`]).
 
@@ -13,6 +14,7 @@ pub mod exit;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod pooler;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;

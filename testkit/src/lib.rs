@@ -5,7 +5,8 @@
 //! With the `db` feature (the default): [`TestDb`] gives each test a fresh,
 //! migrated database on the server named by `DATABASE_URL`, or on a private
 //! cluster when it is unset; [`factory`] builds rows; [`eventually`] waits for
-//! a condition instead of sleeping. A test that cannot get a database fails
+//! a condition instead of sleeping; [`pgbouncer`] puts a private PgBouncer
+//! in front of the server; [`tls`] makes certificates for a server with TLS. A test that cannot get a database fails
 //! with a message that says what to install: it never skips.
 
 pub mod cluster;
@@ -19,6 +20,10 @@ pub mod child;
 mod db;
 #[cfg(feature = "db")]
 pub mod factory;
+#[cfg(feature = "db")]
+pub mod pgbouncer;
+#[cfg(feature = "db")]
+pub mod tls;
 #[cfg(feature = "db")]
 mod wait;
 

@@ -16,12 +16,21 @@ async fn main() -> std::process::ExitCode {
     service::telemetry::init(config.telemetry.log_format);
     service::secret::warn_if_on_command_line("--database-url");
     let shutdown = service::shutdown::on_signal();
-    match worker::run(config, shutdown, |_| {}).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
+    // The same session settings as the worker's pool: the lease among them.
+    let database = config.database.clone();
+    let mut sessions = service::db::PoolSettings::new("aplus-worker", 2);
+    sessions.idle_in_transaction_timeout = Some(config.lease);
+    let worker = Box::pin(worker::run(config, shutdown, |_| {}));
+    match service::pooler::run_checked(&database, &sessions, worker).await {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(error)) => {
             let status = service::exit::status_of(error.as_ref());
             tracing::error!(error = %format!("{error:#}"), exit_status = status, "worker failed");
             std::process::ExitCode::from(status)
+        }
+        Err(error) => {
+            tracing::error!(error = %service::telemetry::error_chain(&error), "worker failed");
+            std::process::ExitCode::from(service::exit::CONFIG)
         }
     }
 }

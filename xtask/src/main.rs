@@ -8,6 +8,8 @@
 //! - `bench`: the benchmarks, each printing its figures and its baseline;
 //!   `bench e2e` runs the real services end to end (see `loadbench`).
 //! - `chaos`: the services under faults, checked against ground truth.
+//! - `cluster`: the pipeline on many hosts (network namespaces) under host
+//!   kills and partitions, with the workers' throughput per host count.
 
 mod bench_e2e;
 mod env;
@@ -44,6 +46,13 @@ enum Task {
     /// Run the chaos suite (about a minute per scenario; `-- --help` for its flags).
     Chaos {
         /// Arguments for the chaos runner, e.g. `--scenario f03 --duration 30s`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run the pipeline on network-namespace hosts under host faults (root;
+    /// about 4 minutes). Optional argument: the log directory.
+    Cluster {
+        /// Arguments for the cluster runner (a log directory).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -88,6 +97,7 @@ fn main() -> std::process::ExitCode {
             Some(BenchWhat::E2e(e2e)) => bench_e2e::run(e2e),
         },
         Task::Chaos { args } => chaos(args),
+        Task::Cluster { args } => cluster(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -157,6 +167,30 @@ fn chaos(extra: Vec<String>) -> Result<()> {
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost");
     run::status(suite, "the chaos suite")
+}
+
+/// The multi-host run: builds the services (as the chaos package's
+/// binaries, which the runner finds beside itself) and the runner, then runs
+/// it; it needs root and `ip` (installed from Debian's `iproute2` when
+/// missing and this may).
+fn cluster(extra: Vec<String>) -> Result<()> {
+    if !run::is_root() {
+        anyhow::bail!("`cargo xtask cluster` creates network namespaces: run it as root");
+    }
+    if !run::on_path("ip") {
+        if !run::on_path("apt-get") {
+            anyhow::bail!("`ip` is missing: install iproute2");
+        }
+        postgres::apt_install("iproute2")?;
+    }
+    let mut build = run::cargo();
+    build.args(["build", "-p", "chaos", "--bins", "-p", "cluster"]);
+    run::status(build, "the cluster build")?;
+    let mut runner = run::cargo();
+    runner
+        .args(["run", "--quiet", "-p", "cluster", "--"])
+        .args(&extra);
+    run::status(runner, "the cluster run")
 }
 
 /// F15 preloads libfaketime into the services. Installs Debian's `faketime`

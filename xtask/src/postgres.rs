@@ -135,7 +135,7 @@ pub fn ensure_pgbench() -> Result<()> {
 }
 
 /// `apt-get update` and `apt-get install` of one Debian package.
-fn apt_install(package: &str) -> Result<()> {
+pub fn apt_install(package: &str) -> Result<()> {
     println!("xtask: installing {package} (apt-get install {package})");
     let mut update = Command::new("apt-get");
     update.args(["update", "-qq"]);

@@ -117,9 +117,15 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 },
             };
             let shutdown = service::shutdown::on_signal();
-            reconciler::service::run(db, config, shutdown)
-                .await
-                .context("running the reconciler")?;
+            // The same session settings as the service's pool.
+            let sessions = PoolSettings::new("aplus-reconciler", 2);
+            service::pooler::run_checked(
+                &args.common.database,
+                &sessions,
+                Box::pin(reconciler::service::run(db, config, shutdown)),
+            )
+            .await?
+            .context("running the reconciler")?;
             Ok(0)
         }
         Command::Once(args) => {
