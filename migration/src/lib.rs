@@ -20,6 +20,7 @@ mod m20261126_000004_create_reconciler_runs;
 mod m20261126_000005_create_views;
 mod m20261127_000006_plan_friendly_views;
 mod m20261128_000007_create_listener_heartbeats;
+mod m20261205_000009_create_upstream_sweeps;
 
 use sea_orm::DatabaseConnection;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_create_views::Migration),
             Box::new(m20261127_000006_plan_friendly_views::Migration),
             Box::new(m20261128_000007_create_listener_heartbeats::Migration),
+            Box::new(m20261205_000009_create_upstream_sweeps::Migration),
         ]
     }
 }
