@@ -41,6 +41,7 @@ pub mod service;
 pub mod snapshot;
 mod sql;
 mod stats;
+pub mod sweeps;
 
 pub use config::PassConfig;
 pub use error::{Error, Result, chain};
