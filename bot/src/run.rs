@@ -476,6 +476,7 @@ async fn load_ledger(writer: &Writer, backfiller: &Arc<Backfiller>, stop: &Cance
         match writer.save_ledger(true).await {
             Ok(0) => return,
             Ok(entries) => {
+                metrics::counter!("aplus_bot_gap_ledger_loaded_total").increment(entries as u64);
                 tracing::info!(
                     entries,
                     "gap ledger of an earlier process loaded; backfilling"

@@ -44,7 +44,7 @@ pub const DEFAULT_SCHEDULE: &str = "*/10 * * * *";
 
 /// A message this recent may still be on its way through the gateway: one
 /// the sweep stores is not counted as missing.
-const SETTLE: Duration = Duration::from_secs(10);
+const SETTLE: Duration = Duration::from_secs(5);
 
 /// When sweeps run, parsed from a cron line (or off).
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use testkit::cluster::StopMode;
 
 /// Long enough for the sweep to count what it stores as missing, not as
 /// still on its way.
-const SETTLE: Duration = Duration::from_secs(11);
+const SETTLE: Duration = Duration::from_secs(6);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_brings_back_what_a_healthy_gateway_silently_dropped_and_a_second_finds_nothing() {
