@@ -12,6 +12,7 @@ mod database;
 mod gateway;
 mod listener;
 mod reconciler;
+pub mod soak;
 mod sweep;
 mod worker;
 
@@ -67,6 +68,9 @@ pub enum Scenario {
     LedgerKill,
     /// B03/B04: gateway drops, resets, reconnects and invalid sessions.
     GatewayFaults,
+    /// The soak: a long run with random faults of the other scenarios (not
+    /// in [`Scenario::ALL`]; `--soak` runs it).
+    Soak,
 }
 
 impl Scenario {
@@ -113,6 +117,7 @@ impl Scenario {
             Scenario::SilentLoss => "f16-silent-loss",
             Scenario::LedgerKill => "f17-ledger-kill-during-outage",
             Scenario::GatewayFaults => "g01-gateway-faults",
+            Scenario::Soak => "soak",
         }
     }
 
@@ -163,6 +168,9 @@ impl Scenario {
                 "database outage overflowing the bot's buffer, kill -9 of the bot while it is down; the gap ledger survives"
             }
             Scenario::GatewayFaults => "gateway drop, reset, op 7, op 9 and close every 3 s",
+            Scenario::Soak => {
+                "a long run at a high rate with random faults of every scenario that can share one stack"
+            }
         }
     }
 
@@ -201,6 +209,7 @@ impl Scenario {
             Scenario::SilentLoss => sweep::silent_loss_spec(),
             Scenario::LedgerKill => sweep::ledger_spec(),
             Scenario::GatewayFaults => StackSpec::default(),
+            Scenario::Soak => soak::spec(),
         }
     }
 
@@ -230,6 +239,7 @@ impl Scenario {
             Scenario::SilentLoss => sweep::silent_loss(ctx).await,
             Scenario::LedgerKill => sweep::ledger_kill(ctx).await,
             Scenario::GatewayFaults => gateway::faults(ctx).await,
+            Scenario::Soak => Box::pin(soak::inject(ctx)).await,
         }
     }
 
@@ -255,6 +265,7 @@ impl Scenario {
             Scenario::SilentLoss => sweep::verify_silent_loss(facts, checks, evidence),
             Scenario::LedgerKill => sweep::verify_ledger(facts, checks, evidence),
             Scenario::GatewayFaults => gateway::verify(facts, checks, evidence),
+            Scenario::Soak => soak::verify(facts, checks, evidence),
         }
     }
 
