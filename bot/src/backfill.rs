@@ -25,6 +25,11 @@
 //! Every channel has one worker task, so a channel is never backfilled twice
 //! at once; requests made while it runs coalesce into one more run, which
 //! picks up whatever arrived meanwhile.
+//!
+//! The scheduled sweep ([`crate::sweep`]) reads a trailing window through the
+//! same pages and the same diff ([`Backfiller::sweep_channel`]), with source
+//! `sweep`; it waits before every page while any backfill run is in
+//! progress, so it never holds up the recovery of a live gap.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
