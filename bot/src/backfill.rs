@@ -25,8 +25,13 @@
 //! Every channel has one worker task, so a channel is never backfilled twice
 //! at once; requests made while it runs coalesce into one more run, which
 //! picks up whatever arrived meanwhile.
+//!
+//! The scheduled sweep ([`crate::sweep`]) reads a trailing window through the
+//! same pages and the same diff ([`Backfiller::sweep_channel`]), with source
+//! `sweep`; it waits before every page while any backfill run is in
+//! progress, so it never holds up the recovery of a live gap.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -53,8 +58,8 @@ use crate::writer::Writer;
 /// Messages per history page (Discord's maximum).
 pub const PAGE_SIZE: u8 = 100;
 
-/// What one backfill run of a channel did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What one backfill run (or sweep) of a channel did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackfillReport {
     /// Pages read.
     pub pages: u64,
@@ -71,6 +76,37 @@ pub struct BackfillReport {
     /// Edits and deletes found in the pages read (made while nobody
     /// listened) and applied.
     pub changes: u64,
+    /// Of `stored`, the messages older than the run's settle bound
+    /// ([`Pass::settled_before`]): ones the gateway had time to deliver.
+    pub missing: u64,
+    /// Of `changes`, the edits.
+    pub edits: u64,
+    /// Of `changes`, the deletes.
+    pub deletes: u64,
+    /// Messages listed per hour of their snowflake time (Unix seconds of
+    /// the hour's start).
+    pub listed_by_hour: BTreeMap<i64, u64>,
+}
+
+/// How a run reads history: where from, which source its stores carry, and
+/// whether it gives way to backfills.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pass {
+    /// Page after this id.
+    pub start: u64,
+    /// `Backfill`, or `Sweep` for a scheduled sweep.
+    pub source: Source,
+    /// Stored messages up to this id existed in Discord before the first
+    /// page was asked for: once history is read to its end, one of them
+    /// Discord no longer lists was deleted, even above the last page's
+    /// largest id (where a page alone cannot tell). 0: only page ranges.
+    pub known_up_to: u64,
+    /// A message stored by the run with a smaller id counts as `missing`:
+    /// the gateway had time to deliver it and did not.
+    pub settled_before: u64,
+    /// Wait before each page while a backfill is running (a sweep must
+    /// never hold up the recovery of a live gap).
+    pub yield_to_backfill: bool,
 }
 
 /// Why a backfill run stopped early.
@@ -111,6 +147,12 @@ pub struct Backfiller {
     session: AtomicU64,
     /// Per channel, the session of its last complete run.
     caught_up: Mutex<HashMap<u64, u64>>,
+    /// Per channel, the id its last complete run started after and when it
+    /// finished: a run that started low enough already swept the window.
+    last_run: Mutex<HashMap<u64, (u64, std::time::Instant)>>,
+    /// Backfill runs in progress, and a wake-up for each end of one.
+    running: AtomicU64,
+    idle: Notify,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -136,6 +178,9 @@ impl Backfiller {
             workers: Mutex::new(HashMap::new()),
             session: AtomicU64::new(0),
             caught_up: Mutex::new(HashMap::new()),
+            last_run: Mutex::new(HashMap::new()),
+            running: AtomicU64::new(0),
+            idle: Notify::new(),
             tracker: TaskTracker::new(),
             shutdown,
         }
@@ -213,10 +258,13 @@ impl Backfiller {
             }
             let mut attempt = 0;
             loop {
-                let result = tokio::select! {
-                    biased;
-                    _ = self.shutdown.cancelled() => return,
-                    result = self.backfill_channel(channel_id) => result,
+                let result = {
+                    let _running = Running::start(&self);
+                    tokio::select! {
+                        biased;
+                        _ = self.shutdown.cancelled() => return,
+                        result = self.backfill_channel(channel_id) => result,
+                    }
                 };
                 match result {
                     Ok(report) => {
@@ -304,7 +352,14 @@ impl Backfiller {
         if let Some(lost) = loss {
             start = start.min(u64::try_from(lost).unwrap_or(0).saturating_sub(1));
         }
-        let mut result = self.pages_after(channel_id, start, guild_id).await;
+        let pass = Pass {
+            start,
+            source: Source::Backfill,
+            known_up_to: 0,
+            settled_before: 0,
+            yield_to_backfill: false,
+        };
+        let mut result = self.pages_after(channel_id, pass, guild_id).await;
         if let Ok(report) = &mut result {
             match self.refetch(channel_id, guild_id).await {
                 Ok(refetched) => report.refetched = refetched,
@@ -312,11 +367,21 @@ impl Backfiller {
             }
         }
         match (&result, loss) {
-            (Ok(_), _) => {
+            (Ok(report), _) => {
                 self.caught_up
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .insert(channel_id, session);
+                self.last_run
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(
+                        channel_id,
+                        (report.started_after, std::time::Instant::now()),
+                    );
+                if let Some(lost) = loss {
+                    self.writer.settle_loss(channel_key, lost).await;
+                }
             }
             (Err(_), Some(lost)) => self.writer.restore_loss(channel_key, lost),
             (Err(_), None) => {}
@@ -324,13 +389,64 @@ impl Backfiller {
         result
     }
 
-    /// Pages history from `start` until a page comes back short.
-    async fn pages_after(
+    /// A sweep of one channel: reads history from `start` to its end like a
+    /// backfill (storing what is missing with source `sweep`, applying newer
+    /// edits and deletes), giving way to backfills before every page.
+    pub(crate) async fn sweep_channel(
         &self,
         channel_id: u64,
         start: u64,
+        settled_before: u64,
+    ) -> Result<BackfillReport, BackfillError> {
+        let guild_id = match self.channels.info(channel_id).await {
+            Ok(info) => info.and_then(|i| i.guild_id),
+            Err(RestError::Cancelled) => return Err(RestError::Cancelled.into()),
+            Err(_) => None,
+        };
+        let known_up_to = self.high_water_mark(channel_id).await?;
+        let pass = Pass {
+            start,
+            source: Source::Sweep,
+            known_up_to,
+            settled_before,
+            yield_to_backfill: true,
+        };
+        self.pages_after(channel_id, pass, guild_id).await
+    }
+
+    /// Whether a backfill of the channel that finished within `within`
+    /// started at or below `start`: it read (at least) what a sweep from
+    /// `start` would.
+    pub(crate) fn covered_since(&self, channel_id: u64, start: u64, within: Duration) -> bool {
+        self.last_run
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&channel_id)
+            .is_some_and(|(after, at)| *after <= start && at.elapsed() <= within)
+    }
+
+    /// Waits until no backfill run is in progress.
+    async fn backfills_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.running.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = idle => {}
+            }
+        }
+    }
+
+    /// Pages history from `pass.start` until a page comes back short.
+    async fn pages_after(
+        &self,
+        channel_id: u64,
+        pass: Pass,
         guild_id: Option<u64>,
     ) -> Result<BackfillReport, BackfillError> {
+        let start = pass.start;
         let mut report = BackfillReport {
             started_after: start,
             caught_up_to: start,
@@ -338,18 +454,37 @@ impl Backfiller {
         };
         let mut after = start;
         loop {
+            if pass.yield_to_backfill {
+                self.backfills_idle().await;
+            }
             let page = self
                 .rest
                 .messages_after(channel_id, after, PAGE_SIZE)
                 .await?;
             report.pages += 1;
             if page.is_empty() {
+                if pass.known_up_to > after {
+                    // History ends here: a stored message known before the
+                    // first page and above the cursor is gone from Discord.
+                    let (edits, deletes) = self
+                        .catch_up_changes(
+                            channel_id,
+                            after,
+                            pass.known_up_to,
+                            &HashSet::new(),
+                            Vec::new(),
+                        )
+                        .await?;
+                    report.edits += edits;
+                    report.deletes += deletes;
+                    report.changes += edits + deletes;
+                }
                 self.stats.backfill_page();
                 break;
             }
             let full = page.len() >= usize::from(PAGE_SIZE);
             report.seen += page.len() as u64;
-            self.stats.received(Source::Backfill, page.len() as u64);
+            self.stats.received(pass.source, page.len() as u64);
             let Page {
                 rows,
                 max_id,
@@ -360,25 +495,45 @@ impl Backfiller {
                 .filter(|row| row.edited_at.is_some())
                 .map(convert::edit_of)
                 .collect();
+            for id in &listed {
+                let hour =
+                    convert::snowflake_unix_millis(u64::try_from(*id).unwrap_or(0)) / 1000 / 3600
+                        * 3600;
+                *report.listed_by_hour.entry(hour).or_default() += 1;
+            }
             if !rows.is_empty() {
                 let applied = self
                     .writer
                     .write_now(&Write::Many {
                         messages: rows,
-                        source: Source::Backfill,
+                        source: pass.source,
                     })
                     .await?;
                 if let Applied::Many { recorded, .. } = applied {
-                    report.stored += recorded
-                        .iter()
-                        .filter(|(_, r)| matches!(r, Recorded::Stored { .. }))
-                        .count() as u64;
+                    for (id, recorded) in &recorded {
+                        if matches!(recorded, Recorded::Stored { .. }) {
+                            report.stored += 1;
+                            if u64::try_from(*id).is_ok_and(|id| id < pass.settled_before) {
+                                report.missing += 1;
+                            }
+                        }
+                    }
                 }
             }
-            if max_id > after {
-                report.changes += self
-                    .catch_up_changes(channel_id, after, max_id, &listed, edited)
+            // The last page of a sweep reaches the end of history: the range
+            // it speaks for extends to every message stored before it began.
+            let up_to = if full {
+                max_id
+            } else {
+                max_id.max(pass.known_up_to)
+            };
+            if up_to > after {
+                let (edits, deletes) = self
+                    .catch_up_changes(channel_id, after, up_to, &listed, edited)
                     .await?;
+                report.edits += edits;
+                report.deletes += deletes;
+                report.changes += edits + deletes;
             }
             self.stats.backfill_page();
             if max_id <= after {
@@ -407,11 +562,13 @@ impl Backfiller {
                 .refetch_one(channel_id, channel_key, id, guild_id)
                 .await;
             if let Err(error) = result {
+                self.writer.settle_refetch(channel_key, &ids[..index]).await;
                 self.writer.restore_refetch(channel_key, &ids[index..]);
                 return Err(error);
             }
             done += 1;
         }
+        self.writer.settle_refetch(channel_key, &ids).await;
         if done > 0 {
             tracing::info!(
                 channel_id,
@@ -470,7 +627,8 @@ impl Backfiller {
     /// (only those are written; `record_edit` itself refuses a version older
     /// than the stored one, should a live edit land meanwhile), and a delete for a
     /// stored message the page did not list (Discord lists every message of
-    /// the range it still has). Returns how many were applied.
+    /// the range it still has). Returns how many edits and deletes were
+    /// applied.
     async fn catch_up_changes(
         &self,
         channel_id: u64,
@@ -478,13 +636,13 @@ impl Backfiller {
         up_to: u64,
         listed: &HashSet<i64>,
         edited: Vec<Update>,
-    ) -> Result<u64, BackfillError> {
+    ) -> Result<(u64, u64), BackfillError> {
         let (Ok(channel), Ok(after), Ok(up_to)) = (
             i64::try_from(channel_id),
             i64::try_from(after),
             i64::try_from(up_to),
         ) else {
-            return Ok(0);
+            return Ok((0, 0));
         };
         let rows = self
             .writer
@@ -531,6 +689,7 @@ impl Backfiller {
             )
         }));
         let applied = writes.len() as u64;
+        let deletes = writes.iter().filter(|(_, kind)| *kind == "delete").count() as u64;
         for (write, kind) in writes {
             self.writer.write_now(&write).await?;
             self.stats.history_change(kind);
@@ -542,7 +701,7 @@ impl Backfiller {
                 "applied edits and deletes found in history"
             );
         }
-        Ok(applied)
+        Ok((applied - deletes, deletes))
     }
 
     /// Converts a page into rows, ascending, counting what is rejected.
@@ -620,5 +779,22 @@ impl Backfiller {
             None => None,
         };
         Ok(max.and_then(|m| u64::try_from(m).ok()).unwrap_or(0))
+    }
+}
+
+/// Counts a backfill run as in progress while it lives.
+struct Running<'a>(&'a Backfiller);
+
+impl<'a> Running<'a> {
+    fn start(backfiller: &'a Backfiller) -> Self {
+        backfiller.running.fetch_add(1, Ordering::AcqRel);
+        Self(backfiller)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+        self.0.idle.notify_waiters();
     }
 }

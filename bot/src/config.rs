@@ -115,6 +115,26 @@ pub struct BotConfig {
     #[arg(long, env = "BOT_BACKFILL_OVERLAP", default_value = "5m", value_parser = parse_duration)]
     pub backfill_overlap: Duration,
 
+    /// When to sweep recent history for what the gateway never delivered: a
+    /// cron line (5 fields from minutes, or 6-7 from seconds), or `off`.
+    #[arg(long, env = "BOT_SWEEP_SCHEDULE", default_value = crate::sweep::DEFAULT_SCHEDULE,
+          value_parser = crate::sweep::SweepSchedule::parse)]
+    pub sweep_schedule: crate::sweep::SweepSchedule,
+
+    /// How far back each sweep reads history.
+    #[arg(long, env = "BOT_SWEEP_WINDOW", default_value = "2h", value_parser = parse_duration)]
+    pub sweep_window: Duration,
+
+    /// A channel whose backfill finished this recently, reading from before
+    /// the sweep window, is not swept again.
+    #[arg(long, env = "BOT_SWEEP_SKIP_AFTER_BACKFILL", default_value = "5m", value_parser = parse_duration)]
+    pub sweep_skip_after_backfill: Duration,
+
+    /// File where the gap ledger (what a database outage dropped) is kept
+    /// while the database is down, replayed at start; `off` for none.
+    #[arg(long, env = "BOT_LEDGER_FILE", default_value = "aplus-bot-gap-ledger")]
+    pub ledger_file: PathBuf,
+
     /// On SIGTERM, how long the whole stop may take: closing the gateway,
     /// in-flight writes, the queue and the buffer share this one deadline.
     /// Keep it below supervisord's `stopwaitsecs` and systemd's `TimeoutStopSec`.
@@ -199,6 +219,8 @@ impl BotConfig {
         config.discord_token = token;
         config.channels = channels;
         config.http_listen = "127.0.0.1:0".parse().expect("literal address");
+        // Tests run many bots in one directory; one that needs the file sets it.
+        config.ledger_file = PathBuf::from("off");
         config
     }
 
@@ -272,6 +294,14 @@ fn parse_shard_range(text: &str) -> Result<ShardRange, String> {
         ));
     }
     Ok(ShardRange { first, last })
+}
+
+impl BotConfig {
+    /// The gap ledger's file, unless turned off.
+    pub fn ledger_path(&self) -> Option<PathBuf> {
+        let off = self.ledger_file.as_os_str().is_empty() || self.ledger_file.as_os_str() == "off";
+        (!off).then(|| self.ledger_file.clone())
+    }
 }
 
 /// A channel id: a snowflake that fits PostgreSQL's signed `bigint`.

@@ -25,6 +25,19 @@ pub fn snowflake_before(id: u64, window: std::time::Duration) -> u64 {
     millis.saturating_sub(window) << 22
 }
 
+/// Discord's epoch (2015-01-01T00:00:00Z) in Unix milliseconds.
+pub const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+
+/// When a snowflake was made, in Unix milliseconds.
+pub fn snowflake_unix_millis(id: u64) -> i64 {
+    i64::try_from(id >> 22).unwrap_or(i64::MAX - DISCORD_EPOCH_MS) + DISCORD_EPOCH_MS
+}
+
+/// The smallest snowflake made at `unix_millis` (0 before Discord's epoch).
+pub fn snowflake_at(unix_millis: i64) -> u64 {
+    u64::try_from(unix_millis - DISCORD_EPOCH_MS).unwrap_or(0) << 22
+}
+
 /// Whether a message is a forward. serenity drops the `HAS_SNAPSHOT` flag
 /// bit it does not know, so the snapshot itself (or the reference kind) is
 /// what tells.

@@ -7,10 +7,17 @@
 //! stored id). A dropped edit or delete is not in history as an event, so
 //! its message id is remembered instead (up to [`REFETCH_LIMIT`] ids) and
 //! the next backfill of its channel reads the message back.
+//!
+//! Memory is the working copy; [`crate::ledger`] keeps the ledger across a
+//! restart (a local file while the database is down, then PostgreSQL).
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::ledger::{self, Entry, LedgerFile};
 use crate::stats::Stats;
 
 /// Message ids of dropped edits and deletes remembered for reading back
@@ -28,6 +35,8 @@ pub struct Gaps {
     /// Per channel, message ids whose dropped edit or delete must be read
     /// back from Discord.
     refetch: Mutex<Refetch>,
+    /// Where entries go while the database is down.
+    file: Option<LedgerFile>,
 }
 
 /// Message ids to read back, by channel, with their total.
@@ -44,6 +53,98 @@ impl Gaps {
             stats,
             losses: Mutex::new(HashMap::new()),
             refetch: Mutex::new(Refetch::default()),
+            file: None,
+        }
+    }
+
+    /// Keeps the ledger in the file at `path` while the database is down.
+    /// What an earlier process left there is taken in by the first
+    /// [`Gaps::save`] (`load_first`), so that no backfill takes an entry
+    /// before it is safe in PostgreSQL.
+    pub fn with_file(mut self, path: PathBuf) -> Self {
+        self.file = Some(LedgerFile::new(path));
+        self
+    }
+
+    /// Writes entries to the file only: what the outage buffer holds, which
+    /// a process killed before the buffer drains would otherwise forget.
+    pub fn write_down(&self, entries: &[Entry]) {
+        for entry in entries {
+            self.append(*entry);
+        }
+    }
+
+    /// Remembers entries in memory (already written down).
+    pub fn remember(&self, entries: &[Entry]) {
+        self.take_in(entries);
+    }
+
+    fn take_in(&self, entries: &[Entry]) {
+        for entry in entries {
+            match *entry {
+                Entry::Loss { channel, id } => self.remember_loss(channel, id),
+                Entry::Refetch { channel, id } => {
+                    self.remember_refetch(channel, id);
+                }
+            }
+        }
+    }
+
+    fn append(&self, entry: Entry) {
+        if let Some(file) = &self.file {
+            file.append(entry);
+        }
+    }
+
+    /// Writes the whole ledger to PostgreSQL (after reading back what is
+    /// stored there, when `load_first`: at start) and empties the file.
+    /// Returns how many entries the ledger holds.
+    pub async fn save(&self, db: &DatabaseConnection, load_first: bool) -> Result<usize, DbErr> {
+        let set_aside = ledger::begin_save(self.file.as_ref());
+        if load_first {
+            if let Some(file) = &self.file {
+                let replayed = file.replay();
+                if !replayed.is_empty() {
+                    tracing::info!(path = %file.path().display(), entries = replayed.len(), "gap ledger file of an earlier process replayed");
+                }
+                self.take_in(&replayed);
+            }
+            let stored = ledger::load(db).await?;
+            self.take_in(&stored);
+        }
+        let entries = self.entries();
+        ledger::save(db, self.file.as_ref(), set_aside, &entries).await?;
+        Ok(entries.len())
+    }
+
+    /// Every entry in memory now.
+    fn entries(&self) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = self
+            .losses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(&channel, &id)| Entry::Loss { channel, id })
+            .collect();
+        let refetch = self.refetch.lock().unwrap_or_else(PoisonError::into_inner);
+        for (&channel, ids) in &refetch.by_channel {
+            entries.extend(ids.iter().map(|&id| Entry::Refetch { channel, id }));
+        }
+        entries
+    }
+
+    /// A backfill recovered a channel's loss: its stored row goes (if the
+    /// database does not answer, the row stays and costs one more backfill).
+    pub async fn settle_loss(&self, db: &DatabaseConnection, channel_id: i64, id: i64) {
+        if let Err(error) = ledger::settle_loss(db, channel_id, id).await {
+            tracing::debug!(channel_id, %error, "could not clear a settled loss from the gap ledger");
+        }
+    }
+
+    /// A backfill read these messages back: their stored rows go.
+    pub async fn settle_refetch(&self, db: &DatabaseConnection, channel_id: i64, ids: &[i64]) {
+        if let Err(error) = ledger::settle_refetch(db, channel_id, ids).await {
+            tracing::debug!(channel_id, %error, "could not clear read-back messages from the gap ledger");
         }
     }
 
@@ -51,6 +152,14 @@ impl Gaps {
     /// by a backfill that did not finish): the channel's next backfill
     /// starts below the smallest such id.
     pub fn note_loss(&self, channel_id: i64, id: i64) {
+        self.remember_loss(channel_id, id);
+        self.append(Entry::Loss {
+            channel: channel_id,
+            id,
+        });
+    }
+
+    fn remember_loss(&self, channel_id: i64, id: i64) {
         let mut losses = self.losses.lock().unwrap_or_else(PoisonError::into_inner);
         let floor = losses.entry(channel_id).or_insert(id);
         *floor = (*floor).min(id);
@@ -67,6 +176,16 @@ impl Gaps {
     /// Remembers a message whose edit or delete was dropped, so the next
     /// backfill of its channel reads it back.
     pub fn note_refetch(&self, channel_id: i64, id: i64) {
+        if self.remember_refetch(channel_id, id) {
+            self.append(Entry::Refetch {
+                channel: channel_id,
+                id,
+            });
+        }
+    }
+
+    /// Returns whether the id is remembered now.
+    fn remember_refetch(&self, channel_id: i64, id: i64) -> bool {
         let mut refetch = self.refetch.lock().unwrap_or_else(PoisonError::into_inner);
         if refetch.len >= REFETCH_LIMIT {
             self.stats.refetch_overflowed();
@@ -75,12 +194,13 @@ impl Gaps {
                 limit = REFETCH_LIMIT,
                 "edit or delete dropped and too many already remembered: lost"
             );
-            return;
+            return false;
         }
         if refetch.by_channel.entry(channel_id).or_default().insert(id) {
             refetch.len += 1;
             self.stats.refetch_pending(refetch.len);
         }
+        true
     }
 
     /// Takes the messages of a channel to read back, oldest first.

@@ -28,9 +28,11 @@ pub mod gateway;
 pub mod handler;
 pub mod ingest;
 pub mod metrics;
+pub mod ledger;
 pub mod rest;
 mod run;
 pub mod stats;
+pub mod sweep;
 pub mod writer;
 
 pub use config::BotConfig;

@@ -18,6 +18,7 @@ use crate::error::{BotError, error_chain};
 use crate::gateway;
 use crate::rest::Rest;
 use crate::stats::{Stats, StatsSnapshot};
+use crate::sweep::{SweepSettings, Sweeper};
 use crate::writer::Writer;
 
 /// How often readiness (gateway, database) is re-checked.
@@ -35,6 +36,7 @@ pub struct Bot {
     channels: Arc<Channels>,
     writer: Arc<Writer>,
     backfiller: Arc<Backfiller>,
+    sweeper: Arc<Sweeper>,
     /// Stops the background tasks (after the gateway is down).
     tasks_stop: CancellationToken,
     http_addr: Arc<OnceLock<SocketAddr>>,
@@ -47,6 +49,7 @@ pub struct BotHandle {
     health: Health,
     writer: Arc<Writer>,
     backfiller: Arc<Backfiller>,
+    sweeper: Arc<Sweeper>,
     channels: Arc<Channels>,
     http_addr: Arc<OnceLock<SocketAddr>>,
 }
@@ -80,6 +83,11 @@ impl BotHandle {
     /// The backfill runner (to backfill a channel on demand).
     pub fn backfiller(&self) -> &Arc<Backfiller> {
         &self.backfiller
+    }
+
+    /// The history sweeper (to sweep a channel on demand).
+    pub fn sweeper(&self) -> &Arc<Sweeper> {
+        &self.sweeper
     }
 
     /// The watched channels.
@@ -122,14 +130,18 @@ impl Bot {
             rest.clone(),
             health.clone(),
         ));
-        let writer = Arc::new(Writer::new(
+        let mut writer = Writer::new(
             db.clone(),
             write_db,
             config.buffer,
             config.write_queue,
             config.retry_max,
             Arc::clone(&stats),
-        ));
+        );
+        if let Some(path) = config.ledger_path() {
+            writer = writer.with_ledger_file(path);
+        }
+        let writer = Arc::new(writer);
         let backfiller = Arc::new(Backfiller::new(
             Arc::clone(&writer),
             rest.clone(),
@@ -137,6 +149,17 @@ impl Bot {
             Arc::clone(&stats),
             config.keep_bot_messages,
             config.backfill_overlap,
+            tasks_stop.clone(),
+        ));
+        let sweeper = Arc::new(Sweeper::new(
+            Arc::clone(&backfiller),
+            Arc::clone(&channels),
+            Arc::clone(&writer),
+            SweepSettings {
+                schedule: config.sweep_schedule.clone(),
+                window: config.sweep_window,
+                skip_after_backfill: config.sweep_skip_after_backfill,
+            },
             tasks_stop.clone(),
         ));
         Ok(Bot {
@@ -149,6 +172,7 @@ impl Bot {
             channels,
             writer,
             backfiller,
+            sweeper,
             tasks_stop,
             http_addr: Arc::new(OnceLock::new()),
         })
@@ -161,6 +185,7 @@ impl Bot {
             health: self.health.clone(),
             writer: Arc::clone(&self.writer),
             backfiller: Arc::clone(&self.backfiller),
+            sweeper: Arc::clone(&self.sweeper),
             channels: Arc::clone(&self.channels),
             http_addr: Arc::clone(&self.http_addr),
         }
@@ -179,6 +204,7 @@ impl Bot {
             channels,
             writer,
             backfiller,
+            sweeper,
             tasks_stop,
             http_addr,
         } = self;
@@ -227,6 +253,15 @@ impl Bot {
             db.clone(),
             tasks_stop.clone(),
         ));
+        {
+            let (writer, backfiller, stop) = (
+                Arc::clone(&writer),
+                Arc::clone(&backfiller),
+                tasks_stop.clone(),
+            );
+            tasks.spawn(async move { load_ledger(&writer, &backfiller, &stop).await });
+        }
+        tasks.spawn(Arc::clone(&sweeper).run());
 
         let in_flight = TaskTracker::new();
         let handler = crate::handler::Handler::new(
@@ -418,7 +453,14 @@ async fn recovery_loop(writer: Arc<Writer>, backfiller: Arc<Backfiller>, stop: C
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = recovered.notified() => backfiller.request_all("database recovered"),
+            _ = recovered.notified() => {
+                // The ledger first: a bot killed during the backfills that
+                // follow must still find it.
+                if let Err(error) = writer.save_ledger(false).await {
+                    tracing::warn!(%error, "could not save the gap ledger; its file keeps it");
+                }
+                backfiller.request_all("database recovered");
+            }
         }
     }
 }
@@ -454,6 +496,38 @@ async fn start_up_checks(
                 attempt += 1;
                 if attempt == 1 {
                     tracing::warn!(error = %error_chain(&error), "could not list the threads with stored messages; retrying until the database answers");
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(retry.delay(attempt)) => {}
+        }
+    }
+}
+
+/// Reads back the gap ledger an earlier process left in PostgreSQL (and
+/// writes there what its file held), retrying until the database answers,
+/// then backfills every channel if it held anything.
+async fn load_ledger(writer: &Writer, backfiller: &Arc<Backfiller>, stop: &CancellationToken) {
+    let retry = outbox::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    let mut attempt = 0;
+    loop {
+        match writer.save_ledger(true).await {
+            Ok(0) => return,
+            Ok(entries) => {
+                metrics::counter!("aplus_bot_gap_ledger_loaded_total").increment(entries as u64);
+                tracing::info!(
+                    entries,
+                    "gap ledger of an earlier process loaded; backfilling"
+                );
+                backfiller.request_all("gap ledger loaded");
+                return;
+            }
+            Err(error) => {
+                attempt += 1;
+                if attempt == 1 {
+                    tracing::warn!(%error, "could not load the gap ledger; retrying until the database answers");
                 }
             }
         }

@@ -219,6 +219,7 @@ fn source_label(source: Source) -> &'static str {
     match source {
         Source::Gateway => "gateway",
         Source::Backfill => "backfill",
+        Source::Sweep => "sweep",
         Source::Reconciler => "reconciler",
     }
 }
@@ -231,7 +232,7 @@ impl Stats {
     /// A message create arrived from `source`.
     pub fn received(&self, source: Source, count: u64) {
         match source {
-            Source::Backfill => bump(&self.received_backfill, count),
+            Source::Backfill | Source::Sweep => bump(&self.received_backfill, count),
             _ => bump(&self.received_gateway, count),
         }
         metrics::counter!("aplus_bot_messages_received_total", "source" => source_label(source))
@@ -245,6 +246,7 @@ impl Stats {
                 bump(&self.stored_backfill, 1);
                 metrics::counter!("aplus_bot_backfilled_total").increment(1);
             }
+            Source::Sweep => bump(&self.stored_backfill, 1),
             _ => bump(&self.stored_gateway, 1),
         }
         metrics::counter!("aplus_bot_messages_stored_total", "source" => source_label(source))
@@ -258,7 +260,7 @@ impl Stats {
     /// A create for an id already stored was skipped.
     pub fn duplicate(&self, source: Source) {
         match source {
-            Source::Backfill => bump(&self.duplicates_backfill, 1),
+            Source::Backfill | Source::Sweep => bump(&self.duplicates_backfill, 1),
             _ => bump(&self.duplicates_gateway, 1),
         }
         metrics::counter!("aplus_bot_duplicates_total", "source" => source_label(source))

@@ -49,6 +49,7 @@ use crate::buffer::Buffer;
 use crate::error::error_chain;
 use crate::gaps::Gaps;
 use crate::ingest::{self, Applied, Outcome, Write};
+use crate::ledger::Entry;
 use crate::stats::{Rejection, Stats};
 
 /// How often a continuing outage is summarised in the log.
@@ -349,6 +350,10 @@ impl Writer {
     }
 
     fn enqueue(&self, write: Write) {
+        // Written down before it is held: a process killed during the
+        // outage loses its buffer, and the next one must know what was in it.
+        let entries = ledger_entries(&write);
+        self.gaps.write_down(&entries);
         match self.buffer.push(write) {
             Ok(depth) => {
                 self.stats.buffer_depth(depth);
@@ -363,7 +368,7 @@ impl Writer {
             }
             Err(write) => {
                 self.stats.buffer_overflowed();
-                self.note_loss(&write);
+                self.gaps.remember(&entries);
                 let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
                 let first = match outage.as_mut() {
                     Some(o) => {
@@ -383,25 +388,6 @@ impl Writer {
             }
         }
         self.wake.notify_one();
-    }
-
-    /// Remembers, per channel, the smallest id of a message dropped from
-    /// memory. Writes finish out of order (one may wait on the pool while a
-    /// later one is buffered), so a dropped message can lie below the
-    /// channel's largest stored id; the next backfill must start below it.
-    fn note_loss(&self, write: &Write) {
-        match write {
-            Write::Create { message, .. } => self.gaps.note_loss(message.channel_id, message.id),
-            Write::Many { messages, .. } => {
-                for m in messages {
-                    self.gaps.note_loss(m.channel_id, m.id);
-                }
-            }
-            // An edit or a delete is not in history as an event: its message
-            // is read back instead.
-            Write::Edit(update) => self.gaps.note_refetch(update.channel_id, update.edit.id),
-            Write::Delete { id, channel_id } => self.gaps.note_refetch(*channel_id, *id),
-        }
     }
 
     /// Takes the messages of a channel to read back, oldest first. Give back
@@ -425,6 +411,30 @@ impl Writer {
     /// Puts back a loss taken by a backfill that did not finish.
     pub fn restore_loss(&self, channel_id: i64, id: i64) {
         self.gaps.note_loss(channel_id, id)
+    }
+
+    /// Keeps the gap ledger in the file at `path` while the database is
+    /// down, taking in what an earlier process left there.
+    #[must_use]
+    pub fn with_ledger_file(mut self, path: std::path::PathBuf) -> Self {
+        self.gaps = self.gaps.with_file(path);
+        self
+    }
+
+    /// Writes the gap ledger to PostgreSQL (reading back what is stored
+    /// there first when `load_first`). Returns how many entries it holds.
+    pub async fn save_ledger(&self, load_first: bool) -> Result<usize, sea_orm::DbErr> {
+        self.gaps.save(&self.db, load_first).await
+    }
+
+    /// A backfill recovered a channel's loss; the ledger forgets it.
+    pub async fn settle_loss(&self, channel_id: i64, id: i64) {
+        self.gaps.settle_loss(&self.db, channel_id, id).await;
+    }
+
+    /// A backfill read these messages back; the ledger forgets them.
+    pub async fn settle_refetch(&self, channel_id: i64, ids: &[i64]) {
+        self.gaps.settle_refetch(&self.db, channel_id, ids).await;
     }
 
     fn reject(&self, write: &Write, error: &OutboxError) {
@@ -596,6 +606,36 @@ impl Writer {
                 "stopping with writes still buffered; their messages are backfilled at the next start"
             );
         }
+    }
+}
+
+/// What the gap ledger must know should `write` be dropped from memory: per
+/// channel, the id of each message (writes finish out of order, one may wait
+/// on the pool while a later one is buffered, so a dropped message can lie
+/// below the channel's largest stored id and the next backfill must start
+/// below it); for an edit or a delete, which is not in history as an event,
+/// the message to read back.
+fn ledger_entries(write: &Write) -> Vec<Entry> {
+    match write {
+        Write::Create { message, .. } => vec![Entry::Loss {
+            channel: message.channel_id,
+            id: message.id,
+        }],
+        Write::Many { messages, .. } => messages
+            .iter()
+            .map(|m| Entry::Loss {
+                channel: m.channel_id,
+                id: m.id,
+            })
+            .collect(),
+        Write::Edit(update) => vec![Entry::Refetch {
+            channel: update.channel_id,
+            id: update.edit.id,
+        }],
+        Write::Delete { id, channel_id } => vec![Entry::Refetch {
+            channel: *channel_id,
+            id: *id,
+        }],
     }
 }
 

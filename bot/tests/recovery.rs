@@ -7,40 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::server_of_our_own;
 use common::{WAIT, ids, one, start_ready, stored_ids, wait_count, world};
 use discord_sim::{GatewayFault, NewMessage, Target};
-use sea_orm::{ConnectionTrait as _, DatabaseConnection};
-use service::DatabaseArgs;
-use service::db::{PoolSettings, connect};
 use testkit::TestDb;
-use testkit::cluster::{StopMode, TempCluster};
-
-/// A throwaway PostgreSQL server the test may stop, with a migrated
-/// database on it: its URL and a connection.
-async fn server_of_our_own() -> (TempCluster, DatabaseArgs, DatabaseConnection) {
-    let server = tokio::task::spawn_blocking(TempCluster::start)
-        .await
-        .expect("join")
-        .expect("a throwaway PostgreSQL server starts");
-    let admin = connect(
-        &DatabaseArgs::from_url(server.cluster.url("postgres")),
-        &PoolSettings::new("aplus-test", 2),
-    )
-    .expect("url parses");
-    admin
-        .execute_unprepared("CREATE DATABASE aplus_outage")
-        .await
-        .expect("create database");
-    let args = DatabaseArgs::from_url(server.cluster.url("aplus_outage"));
-    // The test's own reads must not meet a connection the restart ended.
-    let observer = PoolSettings {
-        ping_if_idle_for: std::time::Duration::ZERO,
-        ..PoolSettings::new("aplus-test", 4)
-    };
-    let db = connect(&args, &observer).expect("url parses");
-    migration::migrate(&db).await.expect("migrations apply");
-    (server, args, db)
-}
+use testkit::cluster::StopMode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_posted_during_an_invalid_session_are_recovered_from_history_over_several_pages() {

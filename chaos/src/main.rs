@@ -20,12 +20,17 @@ struct Cli {
     /// with commas. Default: all.
     #[arg(long = "scenario", value_delimiter = ',')]
     scenarios: Vec<String>,
-    /// Load and fault time per scenario.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    duration: Duration,
-    /// Messages posted per second (`20/s`, `600/min`).
-    #[arg(long, default_value = "20/s", value_parser = parse_rate)]
-    rate: f64,
+    /// Load and fault time per scenario [default: 60s; 30m with --soak].
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Messages posted per second (`20/s`, `600/min`) [default: 20/s; 120/s with --soak].
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// Run the soak instead of the scenarios: one long run with random
+    /// faults of every scenario that can share a stack, then one summary
+    /// line and the RSS of every service.
+    #[arg(long, conflicts_with = "scenarios")]
+    soak: bool,
     /// Multiplies the time bounds of the reliability targets (a busy machine wants 2 or 3).
     #[arg(long, default_value_t = 1.0)]
     timing_factor: f64,
@@ -63,7 +68,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let scenarios = match pick(&cli.scenarios) {
+    let picked = if cli.soak {
+        Ok(vec![Scenario::Soak])
+    } else {
+        pick(&cli.scenarios)
+    };
+    let scenarios = match picked {
         Ok(s) => s,
         Err(message) => {
             eprintln!("chaos: {message}");
@@ -78,10 +88,22 @@ fn main() -> ExitCode {
         }
     };
     let mut settings = Settings::new(binaries, cli.logs.unwrap_or_else(default_log_root));
-    settings.duration = cli.duration;
-    settings.rate = cli.rate;
+    let (duration, rate) = if cli.soak {
+        (
+            chaos::scenarios::soak::DEFAULT_DURATION,
+            chaos::scenarios::soak::DEFAULT_RATE,
+        )
+    } else {
+        (Duration::from_secs(60), 20.0)
+    };
+    settings.duration = cli.duration.unwrap_or(duration);
+    settings.rate = cli.rate.unwrap_or(rate);
     settings.timing_factor = cli.timing_factor;
-    settings.drain_timeout = cli.drain_timeout;
+    settings.drain_timeout = if cli.soak {
+        cli.drain_timeout.max(chaos::scenarios::soak::DRAIN_TIMEOUT)
+    } else {
+        cli.drain_timeout
+    };
     if let Some(seed) = cli.seed {
         settings.seed = seed;
     }
@@ -135,6 +157,19 @@ fn main() -> ExitCode {
         }
     } else {
         println!("{}", report.table());
+    }
+    if cli.soak {
+        for scenario in &report.scenarios {
+            if let Some(line) = scenario.evidence.0.get("summary").and_then(|v| v.as_str()) {
+                let verdict = if scenario.passed { "PASS" } else { "FAIL" };
+                println!("soak {verdict}: {line} (seed {})", report.seed);
+            }
+            for (key, value) in &scenario.evidence.0 {
+                if key.starts_with("rss_") {
+                    println!("{key}: {}", value.as_str().unwrap_or_default());
+                }
+            }
+        }
     }
     if report.passed() {
         ExitCode::SUCCESS

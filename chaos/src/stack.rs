@@ -226,6 +226,11 @@ impl Stack {
                     .join(","),
             ),
             ("BOT_HTTP_LISTEN".into(), format!("127.0.0.1:{port}")),
+            // Kept with the run's logs: a later run must not replay it.
+            (
+                "BOT_LEDGER_FILE".into(),
+                log_dir.join("bot-gap-ledger").display().to_string(),
+            ),
         ]);
         env.extend(spec.bot_env.iter().cloned());
         let bot = Service {

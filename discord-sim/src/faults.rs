@@ -52,6 +52,21 @@ pub enum GatewayFault {
     RawFrame(String),
 }
 
+/// Silent loss of message dispatches on live, healthy sessions: Discord sometimes stops
+/// delivering guild `MESSAGE_CREATE`s while the socket and its heartbeats look fine.
+///
+/// A dropped event is decided once, for every session: it gets no sequence number and no
+/// place in any replay buffer (so a RESUME does not bring it back), no close and no reconnect
+/// follow, and the ground truth still records the message, its edit or its delete. Only REST
+/// history has it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SilentLoss {
+    /// Fraction of `MESSAGE_CREATE`, `MESSAGE_UPDATE` and `MESSAGE_DELETE` events dropped, 0 to 1.
+    pub rate: f64,
+    /// Seed of the draws, so a run can be repeated.
+    pub seed: u64,
+}
+
 /// What to answer instead of the real response to a REST call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RestFault {

@@ -71,7 +71,7 @@ mod world;
 
 pub use demo::{APLUS_FIXTURES_JSON, CHATTER, DemoFeed, Fixture, aplus_fixtures};
 pub use error::{SimError, WaitTimeout};
-pub use faults::{GatewayFault, RestFault, Target};
+pub use faults::{GatewayFault, RestFault, SilentLoss, Target};
 pub use ground_truth::{Comparison, EmittedMessage, GroundTruth};
 pub use message::{Author, Forward, NewMessage};
 pub use rest_log::RestCall;

@@ -13,7 +13,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{info, warn};
 
 use crate::error::{SimError, WaitTimeout};
-use crate::faults::{GatewayFault, RestFault, RestFaultRule, Target};
+use crate::faults::{GatewayFault, RestFault, RestFaultRule, SilentLoss, Target};
 use crate::ground_truth::GroundTruth;
 use crate::message::{Author, NewMessage};
 use crate::net::{PeerInfo, SimListener};
@@ -496,6 +496,13 @@ impl Sim {
     /// them. Returns how many connections got it.
     pub fn inject(&self, target: Target, fault: GatewayFault) -> usize {
         self.shared.with(|s| s.inject(&target, &fault))
+    }
+
+    /// Starts dropping a fraction of `MESSAGE_CREATE`, `MESSAGE_UPDATE` and `MESSAGE_DELETE`
+    /// events silently on every live session (see [`SilentLoss`]); `None` stops it. Returns
+    /// nothing: the loss shows only in [`SimStats::silently_dropped`] and in REST history.
+    pub fn set_silent_loss(&self, loss: Option<SilentLoss>) {
+        self.shared.with(|s| s.set_silent_loss(loss));
     }
 
     /// Turns heartbeat ACKs on or off for every connection, present and future.

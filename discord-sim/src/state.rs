@@ -11,11 +11,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::SimError;
-use crate::faults::{GatewayFault, RestFault, RestFaultRule, Target, close_invalidates_session};
+use crate::faults::{
+    GatewayFault, RestFault, RestFaultRule, SilentLoss, Target, close_invalidates_session,
+};
 use crate::ground_truth::{EmittedMessage, GroundTruth};
 use crate::message::{Author, NewMessage};
 use crate::payload;
@@ -161,6 +165,8 @@ pub(crate) struct State {
     pub stats: SimStats,
     pub heartbeat_acks: bool,
     pub identify_close_code: Option<u16>,
+    /// Message events dropped before any session sees them, with the draws' generator.
+    silent_loss: Option<(SilentLoss, StdRng)>,
 }
 
 /// Strips the `Bot ` / `Bearer ` prefix some clients put in front of the token.
@@ -191,6 +197,7 @@ impl State {
             stats: SimStats::default(),
             heartbeat_acks: true,
             identify_close_code: None,
+            silent_loss: None,
         }
     }
 
@@ -504,6 +511,26 @@ impl State {
         sent
     }
 
+    /// Starts (or, with `None`, stops) dropping a fraction of message events silently.
+    pub fn set_silent_loss(&mut self, loss: Option<SilentLoss>) {
+        self.silent_loss = loss.map(|l| (l, StdRng::seed_from_u64(l.seed)));
+    }
+
+    /// Whether this event is lost on its way to every session.
+    fn silently_lost(&mut self, event: &str) -> bool {
+        let Some((loss, rng)) = self.silent_loss.as_mut() else {
+            return false;
+        };
+        if !matches!(event, MESSAGE_CREATE | "MESSAGE_UPDATE" | "MESSAGE_DELETE") {
+            return false;
+        }
+        let lost = rng.random::<f64>() < loss.rate;
+        if lost {
+            self.stats.silently_dropped += 1;
+        }
+        lost
+    }
+
     /// Routes one event to sessions, gives it each session's next sequence number, buffers it
     /// for replay and queues it on the attached connection. Returns the number of sessions.
     pub fn dispatch(
@@ -515,6 +542,9 @@ impl State {
         message_id: Option<u64>,
     ) -> u32 {
         self.expire_sessions();
+        if matches!(route, Route::Natural(_)) && self.silently_lost(event) {
+            return 0;
+        }
         let full = d.to_string();
         let mut blanked: Option<String> = None;
         let mut sent = 0;
@@ -1018,6 +1048,60 @@ mod tests {
         assert_eq!(
             ids(&state.history(channel, Page::Around(id(5)), 1)),
             vec![id(5)]
+        );
+    }
+
+    #[test]
+    fn silently_lost_events_stay_in_history_and_ground_truth() {
+        let mut state = state();
+        let channel = with_channel(&mut state);
+        state.set_silent_loss(Some(SilentLoss { rate: 1.0, seed: 7 }));
+        let id = state
+            .insert_message(&NewMessage::text(channel, "m"), true)
+            .expect("insert");
+        state.edit_message(id, "edited").expect("edit");
+        state.delete_message(id).expect("delete");
+        assert_eq!(
+            state.stats.silently_dropped, 3,
+            "create, update and delete dropped"
+        );
+        assert!(
+            state
+                .truth()
+                .get(id)
+                .is_some_and(|m| m.deleted && m.edits == 1)
+        );
+        let kept = state
+            .insert_message(&NewMessage::text(channel, "kept"), true)
+            .expect("insert");
+        assert_eq!(ids(&state.history(channel, Page::Latest, 10)), vec![kept]);
+        state.set_silent_loss(None);
+        state
+            .insert_message(&NewMessage::text(channel, "heard"), true)
+            .expect("insert");
+        assert_eq!(
+            state.stats.silently_dropped, 4,
+            "nothing dropped once it is off"
+        );
+    }
+
+    #[test]
+    fn a_silent_loss_rate_drops_about_that_fraction() {
+        let mut state = state();
+        let channel = with_channel(&mut state);
+        state.set_silent_loss(Some(SilentLoss {
+            rate: 0.05,
+            seed: 42,
+        }));
+        for _ in 0..4000 {
+            state
+                .insert_message(&NewMessage::text(channel, "m"), true)
+                .expect("insert");
+        }
+        let dropped = state.stats.silently_dropped;
+        assert!(
+            (120..=280).contains(&dropped),
+            "{dropped} of 4000 dropped at 5%"
         );
     }
 

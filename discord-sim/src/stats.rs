@@ -31,6 +31,8 @@ pub struct SimStats {
     pub frames_written: u64,
     /// MESSAGE_CREATE frames written to sockets, replays included.
     pub message_creates_written: u64,
+    /// Message events (create, update, delete) silently dropped by [`crate::SilentLoss`].
+    pub silently_dropped: u64,
     /// REST requests received.
     pub rest_requests: u64,
     /// REST requests answered with an injected fault.

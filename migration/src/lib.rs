@@ -22,6 +22,7 @@ mod m20261127_000006_plan_friendly_views;
 mod m20261128_000007_create_listener_heartbeats;
 mod m20261205_000008_events_worker_lock;
 pub mod roles;
+mod m20261205_000009_create_upstream_sweeps;
 
 use sea_orm::DatabaseConnection;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_plan_friendly_views::Migration),
             Box::new(m20261128_000007_create_listener_heartbeats::Migration),
             Box::new(m20261205_000008_events_worker_lock::Migration),
+            Box::new(m20261205_000009_create_upstream_sweeps::Migration),
         ]
     }
 }

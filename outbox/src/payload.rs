@@ -19,6 +19,9 @@ pub enum Source {
     Gateway,
     /// A REST history page read to fill a gap.
     Backfill,
+    /// A scheduled sweep of recent history found the message missing (the
+    /// gateway never delivered it).
+    Sweep,
     /// Written by the reconciler for a message that had no event.
     Reconciler,
 }

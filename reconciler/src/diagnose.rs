@@ -18,6 +18,8 @@
 //! | a worker's LISTEN session has not read its heartbeat for 30 s | any | |
 //! | notification queue in use (`pg_notification_queue_usage()`) | over 1% | over 50% |
 //! | last reconciler pass | older than 10 min, or a step failed | |
+//! | a history sweep of the last hour stored missing messages (silent gateway loss) | any | |
+//! | last history sweep (once the bot has swept at all) | older than 30 min | |
 //!
 //! "Settled" events are those older than the grace: younger ones are in
 //! flight and say nothing about health. An idle pipeline is healthy.
@@ -87,6 +89,9 @@ pub struct Thresholds {
     pub queue_degraded_above: f64,
     /// ... and unhealthy.
     pub queue_unhealthy_above: f64,
+    /// No history sweep for this long (three default intervals) means the
+    /// bot no longer sweeps.
+    pub sweep_overdue_after: Duration,
 }
 
 impl Default for Thresholds {
@@ -102,6 +107,7 @@ impl Default for Thresholds {
             listener_stale_after: crate::listeners::DEFAULT_LISTENER_STALE_AFTER,
             queue_degraded_above: 0.01,
             queue_unhealthy_above: 0.5,
+            sweep_overdue_after: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -133,6 +139,9 @@ pub struct Assessment {
 
 const START_WORKER: &str = "start the worker: supervisorctl start worker";
 const START_RECONCILER: &str = "start the reconciler: supervisorctl start reconciler";
+const SWEEP_LOSSES: &str = "see what the sweeps found: psql \"$DATABASE_URL\" -c \"SELECT channel_id, swept_at, listed, missing, edits, deletes FROM upstream_sweeps WHERE missing > 0 ORDER BY swept_at DESC LIMIT 20\"";
+const RESTART_BOT: &str = "start a fresh gateway session: supervisorctl restart bot";
+const CHECK_BOT_SWEEPS: &str = "check the bot sweeps: supervisorctl status bot; its log says \"history sweep scheduled\" at start (BOT_SWEEP_SCHEDULE)";
 const END_STALE_LISTENERS: &str = "reconciler recover --stale-listeners";
 const FIND_SILENT_LISTENER: &str = "find the LISTEN session that does not read: psql \"$DATABASE_URL\" -c \"SELECT pid, datname, application_name, client_addr, backend_start, wait_event FROM pg_stat_activity WHERE query LIKE 'LISTEN%'\"";
 
@@ -338,6 +347,37 @@ pub fn assess(s: &Snapshot, t: &Thresholds) -> Assessment {
                     Verdict::Degraded,
                     "the last reconciler pass failed a step".to_owned(),
                     &["reconciler once", "reconciler audit"],
+                );
+            }
+        }
+    }
+
+    if let Some(worst) = s.sweeps.losses_1h.iter().max_by_key(|l| l.missing) {
+        let total: u64 = s.sweeps.losses_1h.iter().map(|l| l.missing).sum();
+        finding(
+            Verdict::Degraded,
+            format!(
+                "silent gateway loss: history sweeps stored {} Discord never delivered (worst: {} in channel {}, {})",
+                format::counted(total, "message", "messages"),
+                format::count(worst.missing),
+                worst.channel_id,
+                format::ago(worst.swept_at, s.observed_at)
+            ),
+            &[SWEEP_LOSSES, RESTART_BOT],
+        );
+    }
+    match s.sweeps.last_sweep_at {
+        None => notes.push(
+            "no history sweep recorded (BOT_SWEEP_SCHEDULE off, or the bot has not swept yet)"
+                .to_owned(),
+        ),
+        Some(at) => {
+            let age = s.age_secs(at);
+            if age > t.sweep_overdue_after.as_secs_f64() {
+                finding(
+                    Verdict::Degraded,
+                    format!("no history sweep for {}", format::seconds(age)),
+                    &[CHECK_BOT_SWEEPS],
                 );
             }
         }
@@ -911,6 +951,65 @@ mod tests {
             ..healthy()
         };
         assert_eq!(judge(&failing).verdict, Verdict::Degraded);
+    }
+
+    #[test]
+    fn a_sweep_that_found_missing_messages_is_degraded_and_names_the_channel() {
+        let s = Snapshot {
+            sweeps: crate::sweeps::Sweeps {
+                last_sweep_at: Some(now() - chrono::Duration::seconds(60)),
+                losses_1h: vec![
+                    crate::sweeps::SweepLoss {
+                        channel_id: 1_372_012_942_848_954_388,
+                        swept_at: now() - chrono::Duration::seconds(120),
+                        missing: 7,
+                        listed: 300,
+                    },
+                    crate::sweeps::SweepLoss {
+                        channel_id: 42,
+                        swept_at: now() - chrono::Duration::seconds(60),
+                        missing: 1,
+                        listed: 20,
+                    },
+                ],
+            },
+            ..healthy()
+        };
+        let a = judge(&s);
+        assert_eq!(a.verdict, Verdict::Degraded);
+        assert!(a.headline.contains("silent gateway loss"), "{}", a.headline);
+        assert!(a.headline.contains("8 messages"), "{}", a.headline);
+        assert!(a.headline.contains("1372012942848954388"), "{}", a.headline);
+        assert_eq!(a.next_commands[1], RESTART_BOT);
+    }
+
+    #[test]
+    fn an_overdue_sweep_is_degraded_and_never_sweeping_is_only_a_note() {
+        let s = Snapshot {
+            sweeps: crate::sweeps::Sweeps {
+                last_sweep_at: Some(now() - chrono::Duration::seconds(45 * 60)),
+                losses_1h: Vec::new(),
+            },
+            ..healthy()
+        };
+        let a = judge(&s);
+        assert_eq!(a.verdict, Verdict::Degraded);
+        assert!(
+            a.headline.contains("no history sweep for"),
+            "{}",
+            a.headline
+        );
+        let never = judge(&healthy());
+        assert_eq!(never.verdict, Verdict::Healthy);
+        assert!(never.notes.iter().any(|n| n.contains("no history sweep")));
+        let recent = Snapshot {
+            sweeps: crate::sweeps::Sweeps {
+                last_sweep_at: Some(now() - chrono::Duration::seconds(300)),
+                losses_1h: Vec::new(),
+            },
+            ..healthy()
+        };
+        assert_eq!(judge(&recent).verdict, Verdict::Healthy);
     }
 
     fn stale_listener(pid: i32, silent_secs: f64) -> crate::listeners::StaleListener {

@@ -44,6 +44,7 @@ pub mod service;
 pub mod snapshot;
 mod sql;
 mod stats;
+pub mod sweeps;
 
 pub use config::PassConfig;
 pub use error::{Error, Result, chain};

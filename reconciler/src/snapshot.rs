@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::listeners::{self, StaleListener};
 use crate::runs::{self, RunRecord};
 use crate::stats;
+use crate::sweeps::{self, Sweeps};
 
 /// The pipeline at one instant. Durations are in seconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -83,6 +84,8 @@ pub struct Snapshot {
     pub last_run: Option<RunRecord>,
     /// `outbox_watermark.processed_through`.
     pub watermark: Option<u64>,
+    /// What the bot's history sweeps found (`upstream_sweeps`).
+    pub sweeps: Sweeps,
 }
 
 impl Snapshot {
@@ -112,6 +115,7 @@ pub async fn read(
     let last_run = runs::recent(&txn, 1).await?.into_iter().next();
     let notification_queue_usage = listeners::queue_usage(&txn).await?;
     let stale_listeners = listeners::stale(&txn, listener_stale_after).await?;
+    let sweeps = sweeps::read(&txn).await?;
     txn.commit().await?;
     Ok(Snapshot {
         observed_at: h.observed_at,
@@ -152,5 +156,6 @@ pub async fn read(
         last_processed_at: h.last_processed_at,
         last_run,
         watermark: Some(h.watermark),
+        sweeps,
     })
 }

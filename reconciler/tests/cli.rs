@@ -135,6 +135,29 @@ async fn diagnose_exits_1_with_waiting_events_and_no_listener_and_names_the_next
 }
 
 #[tokio::test]
+async fn diagnose_exits_1_when_a_history_sweep_found_messages_the_gateway_never_delivered() {
+    let t = TestDb::new().await;
+    let _listening = worker_listening(&t).await;
+    pass(&t, &config("rec-1")).await;
+    t.exec(
+        "INSERT INTO upstream_sweeps (channel_id, window_start, window_end, listed, missing) \
+         VALUES (1372012942848954388, now() - interval '2 hours', now(), 240, 6)",
+    )
+    .await;
+    let out = reconciler(Some(&t.url), &["diagnose"]).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("Degraded: silent gateway loss: history sweeps stored 6 messages"),
+        "{text}"
+    );
+    assert!(first.contains("channel 1372012942848954388"), "{text}");
+    let v = json(&reconciler(Some(&t.url), &["diagnose", "--json"]).await);
+    assert_eq!(v["snapshot"]["sweeps"]["losses_1h"][0]["missing"], 6);
+}
+
+#[tokio::test]
 async fn diagnose_exits_2_with_dead_events() {
     let t = TestDb::new().await;
     let _listening = worker_listening(&t).await;

@@ -9,6 +9,8 @@ use discord_sim::{Sim, SimConfig};
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
 use secrecy::SecretString;
 use service::DatabaseArgs;
+use service::db::{PoolSettings, connect};
+use testkit::cluster::TempCluster;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -207,4 +209,31 @@ pub async fn wait_count(db: &DatabaseConnection, sql: &str, expected: i64) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A throwaway PostgreSQL server the test may stop, with a migrated
+/// database on it: its URL and a connection.
+pub async fn server_of_our_own() -> (TempCluster, DatabaseArgs, DatabaseConnection) {
+    let server = tokio::task::spawn_blocking(TempCluster::start)
+        .await
+        .expect("join")
+        .expect("a throwaway PostgreSQL server starts");
+    let admin = connect(
+        &DatabaseArgs::from_url(server.cluster.url("postgres")),
+        &PoolSettings::new("aplus-test", 2),
+    )
+    .expect("url parses");
+    admin
+        .execute_unprepared("CREATE DATABASE aplus_outage")
+        .await
+        .expect("create database");
+    let args = DatabaseArgs::from_url(server.cluster.url("aplus_outage"));
+    // The test's own reads must not meet a connection the restart ended.
+    let observer = PoolSettings {
+        ping_if_idle_for: std::time::Duration::ZERO,
+        ..PoolSettings::new("aplus-test", 4)
+    };
+    let db = connect(&args, &observer).expect("url parses");
+    migration::migrate(&db).await.expect("migrations apply");
+    (server, args, db)
 }

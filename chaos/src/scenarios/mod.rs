@@ -12,6 +12,8 @@ mod database;
 mod gateway;
 mod listener;
 mod reconciler;
+pub mod soak;
+mod sweep;
 mod worker;
 
 use std::time::Duration;
@@ -60,13 +62,20 @@ pub enum Scenario {
     TwoReconcilers,
     /// F15: the wall clock of the bot and the reconciler jumps.
     ClockJumps,
+    /// F16: 5% of message dispatches silently dropped on a healthy session.
+    SilentLoss,
+    /// F17: the bot killed during a database outage that overflowed its buffer.
+    LedgerKill,
     /// B03/B04: gateway drops, resets, reconnects and invalid sessions.
     GatewayFaults,
+    /// The soak: a long run with random faults of the other scenarios (not
+    /// in [`Scenario::ALL`]; `--soak` runs it).
+    Soak,
 }
 
 impl Scenario {
     /// Every scenario, in the order a full run takes them.
-    pub const ALL: [Scenario; 16] = [
+    pub const ALL: [Scenario; 18] = [
         Scenario::NotifyAbort,
         Scenario::BeforeCommitAbort,
         Scenario::KillBot,
@@ -82,6 +91,8 @@ impl Scenario {
         Scenario::ConnectionExhaustion,
         Scenario::TwoReconcilers,
         Scenario::ClockJumps,
+        Scenario::SilentLoss,
+        Scenario::LedgerKill,
         Scenario::GatewayFaults,
     ];
 
@@ -103,7 +114,10 @@ impl Scenario {
             Scenario::ConnectionExhaustion => "f13-connection-exhaustion",
             Scenario::TwoReconcilers => "f14-two-reconcilers",
             Scenario::ClockJumps => "f15-clock-jumps",
+            Scenario::SilentLoss => "f16-silent-loss",
+            Scenario::LedgerKill => "f17-ledger-kill-during-outage",
             Scenario::GatewayFaults => "g01-gateway-faults",
+            Scenario::Soak => "soak",
         }
     }
 
@@ -147,7 +161,16 @@ impl Scenario {
             Scenario::ClockJumps => {
                 "the bot's and reconciler's clocks jump 40 days ahead, then 2 hours back (libfaketime)"
             }
+            Scenario::SilentLoss => {
+                "5% of MESSAGE_CREATE/UPDATE/DELETE dispatches silently dropped on a healthy session; the history sweep brings them back"
+            }
+            Scenario::LedgerKill => {
+                "database outage overflowing the bot's buffer, kill -9 of the bot while it is down; the gap ledger survives"
+            }
             Scenario::GatewayFaults => "gateway drop, reset, op 7, op 9 and close every 3 s",
+            Scenario::Soak => {
+                "a long run at a high rate with random faults of every scenario that can share one stack"
+            }
         }
     }
 
@@ -183,7 +206,10 @@ impl Scenario {
             Scenario::ConnectionExhaustion => StackSpec::default(),
             Scenario::TwoReconcilers => reconciler::spec(settings),
             Scenario::ClockJumps => clock::spec(),
+            Scenario::SilentLoss => sweep::silent_loss_spec(),
+            Scenario::LedgerKill => sweep::ledger_spec(),
             Scenario::GatewayFaults => StackSpec::default(),
+            Scenario::Soak => soak::spec(),
         }
     }
 
@@ -210,7 +236,10 @@ impl Scenario {
             Scenario::ConnectionExhaustion => database::exhaust(ctx).await,
             Scenario::TwoReconcilers => reconciler::late_worker(ctx).await,
             Scenario::ClockJumps => clock::jumps(ctx).await,
+            Scenario::SilentLoss => sweep::silent_loss(ctx).await,
+            Scenario::LedgerKill => sweep::ledger_kill(ctx).await,
             Scenario::GatewayFaults => gateway::faults(ctx).await,
+            Scenario::Soak => Box::pin(soak::inject(ctx)).await,
         }
     }
 
@@ -233,7 +262,10 @@ impl Scenario {
             Scenario::ConnectionExhaustion => database::verify_exhaust(facts, checks, evidence),
             Scenario::TwoReconcilers => reconciler::verify(facts, checks, evidence),
             Scenario::ClockJumps => clock::verify(facts, checks, evidence),
+            Scenario::SilentLoss => sweep::verify_silent_loss(facts, checks, evidence),
+            Scenario::LedgerKill => sweep::verify_ledger(facts, checks, evidence),
             Scenario::GatewayFaults => gateway::verify(facts, checks, evidence),
+            Scenario::Soak => soak::verify(facts, checks, evidence),
         }
     }
 
