@@ -10,14 +10,14 @@ use service::metrics::{Metric, SIZE_BUCKETS};
 pub const METRICS: &[Metric] = &[
     Metric::counter(
         "aplus_bot_messages_received_total",
-        "Message creates received, by source (gateway or backfill).",
+        "Message creates received, by source (gateway, backfill or sweep).",
     )
-    .label("source", &["gateway", "backfill"]),
+    .label("source", &["gateway", "backfill", "sweep"]),
     Metric::counter(
         "aplus_bot_messages_stored_total",
-        "Messages stored with their event, by source (gateway or backfill).",
+        "Messages stored with their event, by source (gateway, backfill or sweep).",
     )
-    .label("source", &["gateway", "backfill"]),
+    .label("source", &["gateway", "backfill", "sweep"]),
     Metric::counter(
         "aplus_bot_backfilled_total",
         "Messages stored from channel history (backfill).",
@@ -30,7 +30,7 @@ pub const METRICS: &[Metric] = &[
         "aplus_bot_duplicates_total",
         "Message creates skipped because the id was already stored, by source.",
     )
-    .label("source", &["gateway", "backfill"]),
+    .label("source", &["gateway", "backfill", "sweep"]),
     Metric::counter(
         "aplus_bot_rejected_total",
         "Messages not stored, by reason.",
@@ -139,6 +139,40 @@ pub const METRICS: &[Metric] = &[
     Metric::gauge(
         "aplus_bot_gateway_shards_connected",
         "Gateway shards connected.",
+    ),
+    Metric::counter(
+        "aplus_bot_sweeps_total",
+        "History sweeps of a channel, by outcome (swept, skipped after a recent backfill, failed).",
+    )
+    .label("outcome", &["swept", "skipped", "failed"]),
+    Metric::counter(
+        "aplus_bot_sweep_listed_total",
+        "Messages Discord listed in swept history windows.",
+    ),
+    Metric::counter(
+        "aplus_bot_sweep_missing_total",
+        "Messages a sweep found in history but not stored: the gateway never delivered them.",
+    ),
+    Metric::counter(
+        "aplus_bot_sweep_edits_total",
+        "Newer edits a sweep found in history and applied.",
+    ),
+    Metric::counter(
+        "aplus_bot_sweep_deletes_total",
+        "Stored messages a sweep found deleted (no longer listed in their page's id range).",
+    ),
+    Metric::histogram(
+        "aplus_bot_sweep_duration_seconds",
+        "Time one channel's sweep took.",
+        service::metrics::PASS_BUCKETS,
+    ),
+    Metric::gauge(
+        "aplus_bot_sweep_last_timestamp_seconds",
+        "Unix time up to which the last sweep read history (0 before the first).",
+    ),
+    Metric::counter(
+        "aplus_bot_gap_ledger_loaded_total",
+        "Gap ledger entries taken over at start from an earlier process (file or database).",
     ),
 ];
 

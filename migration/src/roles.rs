@@ -204,10 +204,23 @@ pub const GRANTS: &[Grant] = &[
         "SELECT, INSERT, UPDATE",
         "SELECT, DELETE",
     ),
+    // The bot's history sweeps, read by the reconciler's diagnosis.
+    g(Table, "upstream_sweeps", "INSERT", "", S),
+    g(Sequence, "upstream_sweeps_id_seq", "USAGE", "", ""),
+    // The bot's gap ledger: what an outage dropped, until backfill takes it.
+    g(
+        Table,
+        "gap_losses",
+        "SELECT, INSERT, UPDATE, DELETE",
+        "",
+        S,
+    ),
+    g(Table, "gap_refetch", "SELECT, INSERT, DELETE", "", S),
     g(View, "event_message_ratio", "", "", S),
     g(View, "orphaned_events", "", "", S),
     g(View, "pipeline_health", "", "", S),
     g(View, "processing_rate", "", "", S),
+    g(View, "upstream_coverage", "", "", S),
     g(
         Function,
         "outbox_processed_through()",
