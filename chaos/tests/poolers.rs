@@ -9,8 +9,8 @@
 
 mod services;
 
-use services::{Service, WAIT, bot_env, reconciler_env, worker_env};
 use discord_sim::{NewMessage, Sim, SimConfig};
+use services::{Service, WAIT, bot_env, reconciler_env, worker_env};
 use testkit::TestDb;
 use testkit::pgbouncer::{PgBouncer, PoolMode};
 
@@ -92,7 +92,11 @@ async fn each_service_refuses_to_start_behind_pgbouncer_in_transaction_mode() {
     ] {
         let service = Service::start(name, &url, &env);
         let (status, logs) = service.exit(WAIT).await;
-        assert_eq!(status.code(), Some(78), "{name} exits with 78 (EX_CONFIG):\n{logs}");
+        assert_eq!(
+            status.code(),
+            Some(78),
+            "{name} exits with 78 (EX_CONFIG):\n{logs}"
+        );
         assert!(
             logs.contains("not a session of its own") && logs.contains("pool_mode = session"),
             "{name} says why and what to change:\n{logs}"

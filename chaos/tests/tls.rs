@@ -6,12 +6,12 @@
 
 mod services;
 
-use services::{Service, WAIT, bot_env, reconciler_env, worker_env};
 use discord_sim::{NewMessage, Sim, SimConfig};
 use sea_orm::sqlx::{self, Connection as _, Executor as _, PgConnection};
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
 use service::DatabaseArgs;
 use service::db::{PoolSettings, connect_options};
+use services::{Service, WAIT, bot_env, reconciler_env, worker_env};
 use testkit::cluster::TempCluster;
 use testkit::tls::TestCa;
 

@@ -21,8 +21,8 @@ mod m20261126_000005_create_views;
 mod m20261127_000006_plan_friendly_views;
 mod m20261128_000007_create_listener_heartbeats;
 mod m20261205_000008_events_worker_lock;
-pub mod roles;
 mod m20261205_000009_create_upstream_sweeps;
+pub mod roles;
 
 use sea_orm::DatabaseConnection;
 

@@ -208,13 +208,7 @@ pub const GRANTS: &[Grant] = &[
     g(Table, "upstream_sweeps", "INSERT", "", S),
     g(Sequence, "upstream_sweeps_id_seq", "USAGE", "", ""),
     // The bot's gap ledger: what an outage dropped, until backfill takes it.
-    g(
-        Table,
-        "gap_losses",
-        "SELECT, INSERT, UPDATE, DELETE",
-        "",
-        S,
-    ),
+    g(Table, "gap_losses", "SELECT, INSERT, UPDATE, DELETE", "", S),
     g(Table, "gap_refetch", "SELECT, INSERT, DELETE", "", S),
     g(View, "event_message_ratio", "", "", S),
     g(View, "orphaned_events", "", "", S),

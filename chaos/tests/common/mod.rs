@@ -69,7 +69,10 @@ impl Pipeline {
             .expect("starting PostgreSQL, the simulator, the bot and the reconciler");
         let worker_port = testkit::cluster::free_port().expect("a free port");
         let mut env: Vec<(String, String)> = vec![
-            ("DATABASE_URL".into(), stack.db.url(chaos::database::DbRole::Worker)),
+            (
+                "DATABASE_URL".into(),
+                stack.db.url(chaos::database::DbRole::Worker),
+            ),
             ("LOG_FORMAT".into(), "json".into()),
             ("NO_PROXY".into(), "127.0.0.1,localhost".into()),
             ("no_proxy".into(), "127.0.0.1,localhost".into()),
