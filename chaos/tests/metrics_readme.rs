@@ -86,6 +86,20 @@ async fn every_metric_in_the_readme_is_exported_and_every_exported_metric_is_in_
                 problems.push(format!("{service} exports no {process}"));
             }
         }
+        // Each histogram has buckets of its own scale.
+        let buckets: &[&str] = match service {
+            "bot" => &["aplus_bot_write_group_size_bucket{le=\"2500\"}"],
+            "worker" => &[
+                "aplus_worker_batch_size_bucket{le=\"2500\"}",
+                "aplus_worker_event_latency_seconds_bucket{le=\"0.001\"}",
+            ],
+            _ => &["aplus_reconciler_pass_duration_seconds_bucket{le=\"120\"}"],
+        };
+        for bucket in buckets {
+            if !text.contains(bucket) {
+                problems.push(format!("{service} has no {bucket}"));
+            }
+        }
         println!("{service}: {} metrics, all with # HELP", types.len());
     }
     pipeline.stop().await;

@@ -70,7 +70,8 @@ async fn wait_fired(prom: &Prometheus, fault: &str, expected: &[&str]) -> Durati
         if expected.iter().all(|e| now.contains(*e)) {
             for name in expected {
                 println!(
-                    "{fault}: fired {name} after {:.0}s",
+                    "{fault}: fired {name} (all {} expected firing {:.0}s after the fault)",
+                    expected.len(),
                     started.elapsed().as_secs_f64()
                 );
             }

@@ -300,8 +300,11 @@ fn render(d: &Diagnosis, board: &Board) -> String {
         }
         for stale in &s.stale_listeners {
             html.push_str(&format!(
-                "<tr><th>Stale</th><td>{}</td></tr>\n",
-                esc(&format!("{stale:?}"))
+                "<tr><th>Stale</th><td>{} (pid {}, {}) silent {}</td></tr>\n",
+                esc(&stale.application_name),
+                stale.pid,
+                esc(stale.client_addr.as_deref().unwrap_or("local socket")),
+                esc(&format::seconds(stale.silent_secs))
             ));
         }
         html.push_str("</table>\n");
@@ -516,5 +519,29 @@ mod tests {
         assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co"));
         assert!(html.contains("http-equiv=\"refresh\""));
         assert!(html.contains("class=\"unhealthy\""));
+    }
+
+    #[test]
+    fn dead_events_come_with_a_recover_command_and_escaped_errors() {
+        let d = Diagnosis::unreachable("down".to_owned());
+        let board = Board {
+            dead: vec![DeadEvent {
+                event_id: "0191-dead".to_owned(),
+                message_id: Some(42),
+                kind: "message.created".to_owned(),
+                attempts: 8,
+                first_seen_secs: 600.0,
+                last_error: Some("<b>bad</b> row".to_owned()),
+            }],
+            ..Board::default()
+        };
+        let html = render(&d, &board);
+        assert!(html.contains("<h2>Dead events</h2>"), "{html}");
+        assert!(
+            html.contains("<code class=\"copy\">reconciler recover --dead --since 11m</code>"),
+            "{html}"
+        );
+        assert!(html.contains("&lt;b&gt;bad&lt;/b&gt; row"), "{html}");
+        assert!(html.contains("id=\"no-setups\""), "{html}");
     }
 }
