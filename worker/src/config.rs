@@ -58,7 +58,8 @@ pub struct WorkerConfig {
     #[arg(long, env = "WORKER_HEARTBEAT_TIMEOUT", default_value = "6s", value_parser = parse_duration)]
     pub heartbeat_timeout: Duration,
 
-    /// On SIGTERM, how long in-flight batches may take to finish.
+    /// On SIGTERM, how long the stop may take (in-flight batches, then the
+    /// listener); keep it below `stopwaitsecs` and `TimeoutStopSec`.
     #[arg(long, env = "WORKER_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 }

@@ -101,15 +101,17 @@ pub async fn run(
 
     shutdown.cancelled().await;
     tracing::info!("stopping: no new claims; finishing in-flight batches");
-    if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
-        .await
-        .is_err()
-    {
+    // One deadline for the whole stop; the listener and the HTTP server get
+    // what is left of it, at least a second, so the stop stays well inside
+    // the process manager's wait.
+    let deadline = service::shutdown::Deadline::after(config.shutdown_timeout);
+    if deadline.run(tracker.wait()).await.is_none() {
         tracing::warn!(deadline = ?config.shutdown_timeout, "in-flight batches did not finish in time; their transactions roll back");
     }
     listener_stop.cancel();
-    let _ = listener_task.await;
-    let _ = http.await;
+    let last = || deadline.remaining().max(Duration::from_secs(1));
+    let _ = tokio::time::timeout(last(), listener_task).await;
+    let _ = tokio::time::timeout(last(), http).await;
     tracing::info!("worker stopped");
     Ok(())
 }
