@@ -65,6 +65,9 @@ pub async fn check_sessions(
 ) -> Result<(), SessionCheckError> {
     let mut settings = settings.clone();
     settings.max_connections = 2;
+    // A database that is down must not hold the service's start for long:
+    // the check is retried in the background.
+    settings.acquire_timeout = settings.acquire_timeout.min(Duration::from_secs(2));
     settings.application_name = format!("{} session-check", settings.application_name);
     let pool = lazy_pool(args, &settings).map_err(SessionCheckError::Unanswered)?;
     let result = tokio::time::timeout(CHECK_TIMEOUT, probe(&pool, &settings)).await;
