@@ -109,8 +109,12 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Every test of the workspace, with a database available.
+///
+/// The private test cluster, when this started it, is stopped at the end,
+/// also when the tests fail or are interrupted.
 fn test(extra: Vec<String>) -> Result<()> {
-    let database_url = postgres::ensure_for_tests()?;
+    let _interrupted = run::outlive_interrupts();
+    let (database_url, _cluster) = postgres::ensure_for_tests()?;
     postgres::drop_leftover_test_databases(&database_url);
     let mut command = if run::has_nextest() {
         let mut c = run::cargo();
@@ -128,7 +132,8 @@ fn test(extra: Vec<String>) -> Result<()> {
 
 /// The benchmarks: parser throughput, then views and reconciler pass by size.
 fn bench(sizes: &str) -> Result<()> {
-    let database_url = postgres::ensure_for_tests()?;
+    let _interrupted = run::outlive_interrupts();
+    let (database_url, _cluster) = postgres::ensure_for_tests()?;
     let mut parser = run::cargo();
     parser.args(["bench", "-p", "parser"]);
     run::status(parser, "the parser benchmark")?;

@@ -8,13 +8,15 @@ use testkit::cluster;
 use crate::{run, secrets};
 
 /// `DATABASE_URL` when set; otherwise the private test cluster, installing
-/// the server package first if it is missing and we may.
-pub fn ensure_for_tests() -> Result<String> {
+/// the server package first if it is missing and we may. The second value
+/// stops that cluster when dropped: only `cargo xtask up` keeps a server
+/// running after the command.
+pub fn ensure_for_tests() -> Result<(String, Option<StopOnDrop>)> {
     if let Ok(url) = std::env::var("DATABASE_URL")
         && !url.is_empty()
     {
         println!("xtask: using DATABASE_URL");
-        return Ok(url);
+        return Ok((url, None));
     }
     ensure_server_binaries()?;
     let cluster = cluster::shared_test_cluster().context("starting the private test PostgreSQL")?;
@@ -23,7 +25,24 @@ pub fn ensure_for_tests() -> Result<String> {
         cluster.port,
         cluster.data_dir.display()
     );
-    Ok(cluster.url("postgres"))
+    let url = cluster.url("postgres");
+    Ok((url, Some(StopOnDrop(cluster))))
+}
+
+/// Stops a private cluster when dropped.
+#[derive(Debug)]
+pub struct StopOnDrop(cluster::Cluster);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if !self.0.is_running() {
+            return;
+        }
+        match self.0.stop(cluster::StopMode::Fast) {
+            Ok(()) => println!("xtask: private PostgreSQL for tests stopped"),
+            Err(error) => eprintln!("xtask: stopping the private PostgreSQL for tests: {error}"),
+        }
+    }
 }
 
 /// The database `cargo xtask up` runs the pipeline on.

@@ -58,3 +58,17 @@ pub fn is_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+/// Lets xtask outlive Ctrl-C and SIGTERM while a child runs, so that it can
+/// stop what it started afterwards: the child (in the same process group)
+/// gets the signal and ends, and the caller's clean-up runs. The handler
+/// only records the signal; children start with the default action again.
+pub fn outlive_interrupts() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(error) = signal_hook::flag::register(signal, interrupted.clone()) {
+            eprintln!("xtask: cannot handle signal {signal}: {error}");
+        }
+    }
+    interrupted
+}
