@@ -18,7 +18,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::faults::GatewayFault;
 use crate::net::PeerInfo;
 use crate::payload;
-use crate::sim::Shared;
+use crate::shared::Shared;
 use crate::state::{Identify, Outbound, RefuseWith};
 
 /// How long to wait for the client's close frame after sending ours.

@@ -52,6 +52,7 @@
 //! serenity runs every event handler call in a task of its own, so handler calls follow the
 //! gateway's order only on a current-thread runtime.
 
+mod config;
 mod demo;
 mod error;
 mod faults;
@@ -63,12 +64,14 @@ pub mod payload;
 mod rest;
 mod rest_log;
 mod session;
+mod shared;
 mod sim;
 pub mod snowflake;
 mod state;
 mod stats;
 mod world;
 
+pub use config::SimConfig;
 pub use demo::{APLUS_FIXTURES_JSON, CHATTER, DemoFeed, Fixture, aplus_fixtures};
 pub use error::{SimError, WaitTimeout};
 pub use faults::{GatewayFault, RestFault, SilentLoss, Target};
@@ -76,6 +79,6 @@ pub use ground_truth::{Comparison, EmittedMessage, GroundTruth};
 pub use message::{Author, Forward, NewMessage};
 pub use rest_log::RestCall;
 pub use session::{SessionInfo, intents, shard_of};
-pub use sim::{Sim, SimConfig};
+pub use sim::Sim;
 pub use stats::SimStats;
 pub use world::{ChannelInfo, ChannelKind, GuildInfo};

@@ -24,7 +24,7 @@ use crate::gateway;
 use crate::message::NewMessage;
 use crate::payload;
 use crate::rest_log::RestCall;
-use crate::sim::Shared;
+use crate::shared::Shared;
 use crate::snowflake;
 use crate::state::{Access, Page, bare_token};
 
