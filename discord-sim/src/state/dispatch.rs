@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::sessions::deliver;
-use super::*;
+use super::{Gate, MESSAGE_CREATE, Route, State, raw_snowflake};
 use crate::error::SimError;
 use crate::faults::Target;
 use crate::ground_truth::EmittedMessage;

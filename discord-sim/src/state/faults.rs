@@ -4,7 +4,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 
-use super::*;
+use super::{MESSAGE_CREATE, Outbound, State};
 use crate::faults::{
     GatewayFault, RestFault, RestFaultRule, SilentLoss, Target, close_invalidates_session,
 };

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use serde_json::Value;
 
-use super::*;
+use super::{Gate, MESSAGE_CREATE, Page, Route, State};
 use crate::error::SimError;
 use crate::ground_truth::EmittedMessage;
 use crate::message::NewMessage;

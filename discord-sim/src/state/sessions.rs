@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::*;
+use super::{Connection, Identify, Outbound, RefuseWith, State, bare_token};
 use crate::payload;
 use crate::session::{Session, SessionInfo, intents};
 

@@ -1,7 +1,7 @@
 //! What the simulator records of what happened: the ground truth of emitted messages, frames
 //! written to clients, and the REST call log.
 
-use super::*;
+use super::State;
 use crate::ground_truth::GroundTruth;
 use crate::rest_log::RestCall;
 

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use serde_json::Value;
 
-use super::*;
+use super::{Access, Gate, Route, State};
 use crate::error::SimError;
 use crate::payload;
 use crate::world::{ChannelInfo, ChannelKind, GuildInfo};
