@@ -128,8 +128,6 @@ async fn start(binaries: &chaos::Binaries, log_dir: &Path) -> Result<Stack> {
             ("RECONCILER_SCHEDULE", "*/2 * * * * *".to_owned()),
             ("RECONCILER_ORPHAN_GRACE", "5s".to_owned()),
             ("RECONCILER_INSTANCE", host.name.to_owned()),
-            // The run migrated as the owner; the services' role may not.
-            ("RECONCILER_SKIP_MIGRATIONS", "true".to_owned()),
         ]);
         services.push(Service::new(
             host,
