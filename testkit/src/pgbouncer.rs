@@ -11,7 +11,7 @@
 use std::fs;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -47,45 +47,7 @@ pub struct PgBouncer {
 /// Where `pgbouncer` is, installing Debian's package when it is missing and
 /// the process may.
 pub fn pgbouncer_binary() -> Result<PathBuf, String> {
-    let find = || {
-        let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-            .map(|path| std::env::split_paths(&path).collect())
-            .unwrap_or_default();
-        dirs.extend(["/usr/sbin", "/usr/bin"].map(PathBuf::from));
-        dirs.into_iter()
-            .map(|dir| dir.join("pgbouncer"))
-            .find(|path| path.is_file())
-    };
-    if let Some(found) = find() {
-        return Ok(found);
-    }
-    if !(is_root() && Path::new("/usr/bin/apt-get").is_file()) {
-        return Err(
-            "this test needs PgBouncer and it is not installed; install it \
-                    (Debian: apt-get install pgbouncer) or run the tests as root, which \
-                    installs it"
-                .to_owned(),
-        );
-    }
-    eprintln!("testkit: installing pgbouncer (apt-get install pgbouncer)");
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "pgbouncer"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !install() {
-        let _ = Command::new("apt-get")
-            .args(["update", "-q"])
-            .stdout(Stdio::null())
-            .status();
-        if !install() {
-            return Err("apt-get install pgbouncer failed; install it by hand".to_owned());
-        }
-    }
-    find().ok_or_else(|| "pgbouncer was installed but is not on PATH or in /usr/sbin".to_owned())
+    crate::packages::ensure("pgbouncer", "pgbouncer")
 }
 
 fn is_root() -> bool {

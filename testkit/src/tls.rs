@@ -29,43 +29,7 @@ pub struct TestCa {
 }
 
 fn openssl() -> Result<(), String> {
-    let found = || {
-        Command::new("openssl")
-            .arg("version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if found() {
-        return Ok(());
-    }
-    let root = nix::unistd::Uid::effective().is_root();
-    if !(root && Path::new("/usr/bin/apt-get").is_file()) {
-        return Err("this test needs the `openssl` command; install it \
-                    (Debian: apt-get install openssl) or run the tests as root, which installs it"
-            .to_owned());
-    }
-    eprintln!("testkit: installing openssl (apt-get install openssl)");
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "openssl"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !install() {
-        let _ = Command::new("apt-get")
-            .args(["update", "-q"])
-            .stdout(Stdio::null())
-            .status();
-        if !install() {
-            return Err("apt-get install openssl failed; install it by hand".to_owned());
-        }
-    }
-    found()
-        .then_some(())
-        .ok_or_else(|| "openssl was installed but does not run".to_owned())
+    crate::packages::ensure("openssl", "openssl").map(|_| ())
 }
 
 fn run(dir: &Path, args: &[&str]) -> Result<(), String> {
