@@ -9,35 +9,20 @@
 //! cargo builds them, fresh, before this test runs, whichever way the tests
 //! were started. Without them the test fails; it never skips.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use chaos::{Binaries, Scenario, Settings};
+use chaos::{Scenario, Settings};
 use tokio_util::sync::CancellationToken;
-
-fn binaries() -> Binaries {
-    let binaries = Binaries {
-        bot: PathBuf::from(env!("CARGO_BIN_EXE_chaos-bot")),
-        worker: PathBuf::from(env!("CARGO_BIN_EXE_chaos-worker")),
-        reconciler: PathBuf::from(env!("CARGO_BIN_EXE_chaos-reconciler")),
-    };
-    for path in [&binaries.bot, &binaries.worker, &binaries.reconciler] {
-        assert!(
-            path.is_file(),
-            "the service binary {} is missing: cargo builds it for this test; \
-             run the test through cargo (`cargo test -p chaos`)",
-            path.display()
-        );
-    }
-    binaries
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_bot_and_restarting_postgres_under_load_loses_nothing_and_applies_nothing_twice()
  {
     let log_root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("chaos-smoke-{}", std::process::id()));
-    let mut settings = Settings::new(binaries(), log_root);
+    let mut settings = Settings::new(common::binaries(), log_root);
     settings.duration = Duration::from_secs(25);
     settings.rate = 10.0;
     settings.timing_factor = 3.0;
