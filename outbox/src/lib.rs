@@ -13,7 +13,6 @@
 //! - an event's inbox row and its effects commit together, so each event has
 //!   its effects applied exactly once however often it is delivered.
 
-pub mod backoff;
 pub mod consume;
 mod error;
 pub mod kind;
@@ -26,7 +25,7 @@ pub mod repair;
 pub mod sanitize;
 pub mod watermark;
 
-pub use backoff::Backoff;
+pub use service::retry::Backoff;
 pub use error::OutboxError;
 pub use kind::EventKind;
 

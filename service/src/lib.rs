@@ -6,7 +6,8 @@
 //! connections with the session settings the pipeline relies on ([`db`]) and
 //! the start-up check that they are sessions of their own ([`pooler`]),
 //! the small HTTP server for `/healthz`, `/readyz` and `/metrics` ([`http`]),
-//! and the metric tables every service registers at start ([`metrics`]).
+//! the metric tables every service registers at start ([`metrics`]), and
+//! retrying with backoff until an operation succeeds or shutdown ([`retry`]).
 
 pub mod config;
 pub mod db;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod pooler;
+pub mod retry;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
