@@ -32,7 +32,7 @@ use sea_orm::{
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::record::stmt;
+use crate::sql::stmt;
 use crate::watermark::parse_xid;
 use crate::{Backoff, EventKind, OutboxError};
 

@@ -23,6 +23,7 @@ pub mod payload;
 pub mod record;
 pub mod repair;
 pub mod sanitize;
+pub mod sql;
 pub mod watermark;
 
 pub use service::retry::Backoff;

@@ -27,7 +27,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::record::stmt;
+use crate::sql::stmt;
 use crate::{Backoff, CHANNEL, CONTROL_CHANNEL};
 
 /// Heartbeat payloads start with this; event payloads are bare UUIDs.

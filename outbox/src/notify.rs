@@ -8,7 +8,7 @@
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use crate::record::stmt;
+use crate::sql::stmt;
 use crate::{CHANNEL, CONTROL_CHANNEL, OutboxError};
 
 /// Sends one notification per event id on [`CHANNEL`], in one statement.

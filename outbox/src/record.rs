@@ -10,10 +10,11 @@
 //! the group's locks in one statement first.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
+use crate::sql::stmt;
 use crate::payload::{self, MessageCreated, MessageDeleted, MessageUpdated, Source};
 use crate::{OutboxError, sanitize};
 
@@ -61,10 +62,6 @@ impl Recorded {
             Recorded::Duplicate => None,
         }
     }
-}
-
-pub(crate) fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 /// Takes the transaction-level advisory locks of these message ids, in id

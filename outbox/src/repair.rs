@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use crate::OutboxError;
 use crate::payload::{self, MessageCreated, Source};
-use crate::record::{lock_message_ids, stmt};
+use crate::record::lock_message_ids;
+use crate::sql::stmt;
 
 /// A position in `messages` ordered by `(received_at, id)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 use sea_orm::ConnectionTrait;
 
 use crate::OutboxError;
-use crate::record::stmt;
+use crate::sql::stmt;
 
 /// Rows examined per query while advancing.
 pub const PAGE: i64 = 5_000;
