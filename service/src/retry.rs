@@ -171,7 +171,7 @@ mod tests {
             Backoff::new(Duration::from_secs(1), Duration::from_secs(1)),
             LogPolicy::First,
             &shutdown,
-            || std::future::pending::<Result<(), &str>>(),
+            std::future::pending::<Result<(), &str>>,
         )
         .await;
         assert_eq!(got, None);
