@@ -32,10 +32,6 @@ const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
 /// How often `/readyz` and the listener gauges are brought up to date.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The LISTEN connection's reconnect delays.
-const LISTENER_RECONNECT: Backoff =
-    Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-
 /// A consumer loop's wait after a failed batch (the database is down or
 /// refusing): short at first, at most 5 s, so it is back within seconds of
 /// a recovery without hammering a database that is down.
@@ -109,7 +105,7 @@ impl Worker {
             ListenerConfig {
                 heartbeat_interval: config.heartbeat_interval,
                 heartbeat_timeout: config.heartbeat_timeout,
-                reconnect: LISTENER_RECONNECT,
+                ..ListenerConfig::default()
             },
             listener_stop.clone(),
         );
