@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use outbox::consume::{self, ClaimedEvent, ConsumerConfig, Handler, HandlerError};
+use outbox::consume::{ClaimedEvent, Consumer, ConsumerConfig, Handler, HandlerError};
 use outbox::listener::{self, Listener, ListenerConfig};
 use outbox::payload::Source;
 use outbox::{notify, record};
@@ -53,19 +53,14 @@ fn start_consumer(
         processed.clone(),
     );
     tokio::spawn(async move {
-        let config = ConsumerConfig::new("test");
+        let mut consumer = Consumer::new(ConsumerConfig::new("test"));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = wake.notified() => {}
             }
-            loop {
-                match consume::process_batch(&db, &config, &Noop).await {
-                    Ok(r) if r.claimed > 0 => {
-                        counter.fetch_add(r.processed, Ordering::SeqCst);
-                    }
-                    _ => break,
-                }
+            if let Ok(r) = consumer.drain(&db, &Noop, &shutdown, || {}).await {
+                counter.fetch_add(r.processed, Ordering::SeqCst);
             }
         }
     });

@@ -1,7 +1,7 @@
 //! Every real fixture through the real pipeline: message stored, event,
 //! worker, and the rows it writes compared with the fixture's expectations.
 
-mod common;
+use crate::common;
 
 use std::str::FromStr as _;
 use std::time::Duration;

@@ -1,12 +1,12 @@
 //! The trading-day policy through the pipeline: duplicates, supersedes,
 //! edits that re-parse, deletes that retract.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{LONG, SHORT, post};
 use chrono::Utc;
-use common::{LONG, SHORT, post};
 use outbox::record::{self, MessageEdit};
 use sea_orm::TransactionTrait;
 use testkit::TestDb;

@@ -1,11 +1,11 @@
 //! Set-based batches decide exactly what one event at a time decides.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{LONG, SHORT, post};
 use chrono::Utc;
-use common::{LONG, SHORT, post};
 use outbox::record::{self, MessageEdit};
 use sea_orm::TransactionTrait;
 use testkit::TestDb;

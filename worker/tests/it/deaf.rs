@@ -2,7 +2,7 @@
 //! and replaced, while polling keeps the work flowing. Its own test binary:
 //! the failpoint is process-wide.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

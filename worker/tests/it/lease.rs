@@ -1,7 +1,7 @@
 //! A worker paused past its lease (SIGSTOP) loses its claim to a second
 //! worker, and its late commit changes nothing when it resumes.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Four workers against 20,000 events while their LISTEN connections are
 //! killed every two seconds: every event is processed exactly once.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

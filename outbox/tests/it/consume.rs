@@ -320,3 +320,57 @@ async fn events_another_consumer_held_and_released_are_claimed_within_the_rescan
     }
     assert_eq!(t.scalar("SELECT count(*) FROM effects").await, 10);
 }
+
+/// The claim keeps its own form of the pending predicate (it must lock the
+/// rows it reads; see `consume::claim`), so it is checked here against the
+/// one definition, the SQL function `outbox_pending_events()`, on a
+/// database holding every kind of event: completed below the watermark,
+/// failed with the retry not yet due, dead, and new on either side of it.
+#[tokio::test]
+async fn the_claim_takes_exactly_the_pending_events() {
+    let t = TestDb::new().await;
+    with_effects_table(&t).await;
+    seed(&t, 1, 40).await;
+    t.exec(
+        "INSERT INTO inbox (event_id, status, attempts, processed_at, worker) \
+         SELECT id, 'processed', 1, now(), 'earlier' FROM events WHERE message_id <= 10",
+    )
+    .await;
+    t.exec(
+        "INSERT INTO inbox (event_id, status, attempts, next_attempt_at, worker) \
+         SELECT id, 'failed', 1, now() + interval '1 hour', 'earlier' \
+         FROM events WHERE message_id BETWEEN 11 AND 15",
+    )
+    .await;
+    t.exec(
+        "INSERT INTO inbox (event_id, status, attempts, last_error, worker) \
+         SELECT id, 'dead', 8, 'gave up', 'earlier' FROM events WHERE message_id BETWEEN 16 AND 18",
+    )
+    .await;
+    watermark::advance(&t.db, 4).await.expect("advance");
+    seed(&t, 41, 10).await;
+
+    let pending: HashSet<uuid::Uuid> =
+        t.db.query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT id FROM outbox_pending_events()",
+        ))
+        .await
+        .expect("pending events")
+        .iter()
+        .map(|row| row.try_get_by::<uuid::Uuid, _>("id").expect("id"))
+        .collect();
+    assert_eq!(pending.len(), 32, "22 older and 10 newer events");
+
+    let handler = CountingHandler::default();
+    let config = ConsumerConfig {
+        batch_size: 1_000,
+        ..fast_retry("w")
+    };
+    let report = consume::process_batch(&t.db, &config, &handler)
+        .await
+        .expect("batch");
+    let claimed: HashSet<uuid::Uuid> = handler.seen.lock().unwrap().iter().copied().collect();
+    assert_eq!(report.claimed, claimed.len());
+    assert_eq!(claimed, pending);
+}

@@ -1,5 +1,4 @@
 //! Shared helpers of the worker's tests.
-#![allow(dead_code)] // Each test binary uses a different subset.
 
 use std::time::Duration;
 
@@ -54,7 +53,8 @@ pub fn config(t: &TestDb) -> WorkerConfig {
 
 pub fn start(config: WorkerConfig) -> RunningWorker {
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(worker::run(config, shutdown.clone(), |_| {}));
+    let worker = worker::Worker::build(config).expect("worker settings");
+    let task = tokio::spawn(worker.run(shutdown.clone()));
     RunningWorker { shutdown, task }
 }
 

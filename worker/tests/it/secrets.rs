@@ -1,7 +1,7 @@
 //! The `worker` binary at `RUST_LOG=trace` never writes its database
 //! password, in any encoding, whichever way the password is given.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

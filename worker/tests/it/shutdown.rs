@@ -1,7 +1,7 @@
 //! SIGTERM during a batch: in-flight events finish, nothing is half-applied,
 //! and the worker exits 0. Runs the real binary.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
