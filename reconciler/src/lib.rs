@@ -21,33 +21,22 @@
 //! writes them; every write goes through `outbox` (`repair`, `notify`,
 //! `watermark`). It writes only `reconciler_runs`.
 
-pub mod audit;
-pub mod bench;
-pub mod board;
-pub mod charts;
 pub mod config;
-pub mod dashboard;
-pub mod diagnose;
 mod error;
 pub mod format;
 pub mod horizon;
 pub mod listeners;
-pub mod lock;
 pub mod metrics;
-pub mod pass;
-pub mod recover;
-pub mod relisten;
-mod report;
-pub mod runs;
-pub mod schedule;
 pub mod service;
 pub mod snapshot;
 mod sql;
 mod stats;
 pub mod sweeps;
+pub mod tools;
 
 pub use config::PassConfig;
 pub use error::{Error, Result, chain};
 pub use horizon::Horizons;
-pub use pass::{PassOutcome, PassReport, run_once};
-pub use schedule::Schedule;
+pub use service::pass::{PassOutcome, PassReport, run_once};
+pub use service::schedule::Schedule;
+pub use service::{Reconciler, ServiceConfig};

@@ -13,14 +13,22 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use service::Health;
+use service::retry::{Backoff, LogPolicy, until_ok};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PassConfig;
-use crate::diagnose::Thresholds;
+use crate::tools::diagnose::Thresholds;
+
+pub mod lock;
+pub mod pass;
+mod report;
+pub mod runs;
+pub mod schedule;
+
 use crate::error::{Result, chain};
 use crate::horizon::Horizons;
-use crate::pass::{PassOutcome, run_once};
-use crate::schedule::Schedule;
+use pass::{PassOutcome, run_once};
+use schedule::Schedule;
 
 /// Longest single sleep, so clock jumps are noticed within this.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -41,9 +49,33 @@ pub struct ServiceConfig {
     pub thresholds: Thresholds,
 }
 
-/// Runs until `shutdown` fires, then returns once the pass in flight is done
-/// and the HTTP server has stopped.
-pub async fn run(
+/// Backoff of the start-up migrations while the database is down.
+const MIGRATE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+
+/// The service, with its settings checked, ready to [`run`](Reconciler::run).
+#[derive(Debug)]
+pub struct Reconciler {
+    db: DatabaseConnection,
+    config: ServiceConfig,
+}
+
+impl Reconciler {
+    /// Checks the settings. The database is not contacted: the pool connects
+    /// on first use, and the service starts (and reports itself not ready)
+    /// while the database is down.
+    pub fn build(db: DatabaseConnection, config: ServiceConfig) -> Result<Self> {
+        config.pass.validate()?;
+        Ok(Self { db, config })
+    }
+
+    /// Runs until `shutdown` fires, then returns once the pass in flight is
+    /// done and the HTTP server has stopped.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        run(self.db, self.config, shutdown).await
+    }
+}
+
+async fn run(
     db: DatabaseConnection,
     config: ServiceConfig,
     shutdown: CancellationToken,
@@ -51,10 +83,9 @@ pub async fn run(
     // Metrics recorded before the recorder exists are lost; every series
     // starts at its zero before anything records.
     crate::metrics::install();
-    config.pass.validate()?;
     let health = Health::new();
     health.set("database", false, "not reached yet");
-    let app = service::http::router(health.clone()).merge(crate::dashboard::router(
+    let app = service::http::router(health.clone()).merge(crate::tools::dashboard::router(
         db.clone(),
         config.thresholds.clone(),
     ));
@@ -168,30 +199,22 @@ async fn migrate_with_retry(
     health: &Health,
     shutdown: &CancellationToken,
 ) -> bool {
-    let backoff = outbox::Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    let mut attempt: u32 = 0;
-    loop {
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            r = migration::migrate(db) => r,
-        };
-        match result {
-            Ok(()) => {
-                health.set("database", true, "migrated");
-                return true;
-            }
-            Err(e) => {
-                attempt += 1;
+    let migrated = until_ok(
+        "applying migrations",
+        MIGRATE_BACKOFF,
+        LogPolicy::Every(10),
+        shutdown,
+        || async {
+            migration::migrate(db).await.map_err(|e| {
                 let text = chain(&e);
-                if attempt == 1 || attempt.is_multiple_of(10) {
-                    tracing::warn!(error = %text, attempt, "cannot apply migrations yet; retrying");
-                }
                 health.set("database", false, format!("migrations not applied: {text}"));
-                tokio::select! {
-                    _ = shutdown.cancelled() => return false,
-                    _ = tokio::time::sleep(backoff.delay(attempt)) => {}
-                }
-            }
-        }
+                text
+            })
+        },
+    )
+    .await;
+    if migrated.is_some() {
+        health.set("database", true, "migrated");
     }
+    migrated.is_some()
 }

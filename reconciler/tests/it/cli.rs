@@ -2,12 +2,10 @@
 //! and output in states built on purpose, `audit`, `recover`, `once`,
 //! `relisten`, and the schedule flag.
 
-mod common;
-
 use std::process::Output;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use sea_orm::sqlx::postgres::PgListener;
 use testkit::{Role, TestDb};
 

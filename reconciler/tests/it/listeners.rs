@@ -2,11 +2,9 @@
 //! the command that ends them, `recover --stale-listeners` and the pass end
 //! them, and nobody else's session is ever touched.
 
-mod common;
-
 use std::time::Duration;
 
-use reconciler::diagnose::Thresholds;
+use reconciler::tools::diagnose::Thresholds;
 use reconciler::{Horizons, PassOutcome, listeners};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::sqlx::{ConnectOptions as _, Executor as _};
@@ -92,7 +90,7 @@ async fn a_listener_that_stopped_reading_is_reported_and_ended_and_no_one_elses_
         listener_stale_after: STALE_AFTER,
         ..Thresholds::default()
     };
-    let diagnosis = reconciler::dashboard::diagnose(&t.db, &thresholds).await;
+    let diagnosis = reconciler::tools::dashboard::diagnose(&t.db, &thresholds).await;
     let snapshot = diagnosis.snapshot.as_ref().expect("a snapshot");
     let stale: Vec<i32> = snapshot.stale_listeners.iter().map(|l| l.pid).collect();
     assert_eq!(stale, vec![stuck_pid], "{}", diagnosis.render());
@@ -159,7 +157,7 @@ async fn the_pass_ends_stale_listeners_only_when_its_setting_says_so() {
     let (_other, other_pid) = silent_listener(&t, "aplus-worker other-pool").await;
     tokio::time::sleep(STALE_AFTER + Duration::from_millis(500)).await;
 
-    let mut config = common::config("listeners-off");
+    let mut config = crate::common::config("listeners-off");
     config.listener_stale_after = STALE_AFTER;
     config.end_stale_listeners = false;
     let horizons = Horizons::from_database(&t.db, &config).await.expect("now");
