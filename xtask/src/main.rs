@@ -130,7 +130,8 @@ fn test(extra: Vec<String>) -> Result<()> {
     run::status(command, "the tests")
 }
 
-/// The benchmarks: parser throughput, then views and reconciler pass by size.
+/// The benchmarks: parser throughput, then views and reconciler pass by size
+/// (`src/bench_views`, built in release with its feature).
 fn bench(sizes: &str) -> Result<()> {
     let _interrupted = run::outlive_interrupts();
     let (database_url, _cluster) = postgres::ensure_for_tests()?;
@@ -142,9 +143,12 @@ fn bench(sizes: &str) -> Result<()> {
         "run",
         "--release",
         "-p",
-        "reconciler",
+        "xtask",
+        "--features",
+        "bench-views",
+        "--bin",
+        "bench-views",
         "--",
-        "bench",
         "--sizes",
         sizes,
     ]);
