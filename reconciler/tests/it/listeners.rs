@@ -47,6 +47,19 @@ fn live_worker_listener(t: &TestDb, shutdown: &CancellationToken) -> outbox::lis
     listener
 }
 
+/// Waits until the session `pid` has been silent past [`STALE_AFTER`].
+async fn until_stale(t: &TestDb, pid: i32) {
+    eventually(
+        Duration::from_secs(30),
+        "the silent listener to be past the stale bound",
+        || async {
+            let stale = listeners::stale(&t.db, STALE_AFTER).await.expect("stale");
+            stale.iter().any(|l| l.pid == pid).then_some(())
+        },
+    )
+    .await;
+}
+
 async fn alive(t: &TestDb, pid: i32) -> bool {
     t.scalar(&format!(
         "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
@@ -84,7 +97,7 @@ async fn a_listener_that_stopped_reading_is_reported_and_ended_and_no_one_elses_
     let (_stuck, stuck_pid) = silent_listener(&t, "aplus-worker-listener stuck").await;
     let (_other, other_pid) = silent_listener(&t, "someone-else").await;
     // Older than the bound, and the live listener has heard many heartbeats since.
-    tokio::time::sleep(STALE_AFTER + Duration::from_millis(500)).await;
+    until_stale(&t, stuck_pid).await;
 
     let thresholds = Thresholds {
         listener_stale_after: STALE_AFTER,
@@ -155,7 +168,7 @@ async fn the_pass_ends_stale_listeners_only_when_its_setting_says_so() {
     let t = TestDb::new().await;
     let (_stuck, stuck_pid) = silent_listener(&t, "aplus-worker-listener stuck").await;
     let (_other, other_pid) = silent_listener(&t, "aplus-worker other-pool").await;
-    tokio::time::sleep(STALE_AFTER + Duration::from_millis(500)).await;
+    until_stale(&t, stuck_pid).await;
 
     let mut config = crate::common::config("listeners-off");
     config.listener_stale_after = STALE_AFTER;

@@ -33,7 +33,7 @@ async fn orphans_made_on_purpose_are_refired_with_exactly_one_notification_each(
 
     let mut config = config("rec-1");
     config.orphan_grace = Duration::from_secs(2);
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    until_events_older_than(&t, config.orphan_grace).await;
     // Younger than the grace: in flight, not an orphan.
     let young = record_unnotified(&t, [6]).await;
 
@@ -120,7 +120,6 @@ async fn two_reconcilers_started_together_never_double_act() {
         .await
         .expect("listen connection");
     listener.listen(outbox::CHANNEL).await.expect("listen");
-    tokio::time::sleep(Duration::from_millis(50)).await;
 
     let mut config = config("rec");
     config.orphan_grace = Duration::from_millis(1);
