@@ -49,6 +49,10 @@ pub struct ServiceConfig {
     pub thresholds: Thresholds,
 }
 
+/// Which failed passes in a row are logged at `warn`: the first and every
+/// tenth (the others are counted and shown in `/readyz`).
+const PASS_FAILURE_LOG: LogPolicy = LogPolicy::Every(10);
+
 /// Backoff of the start-up migrations while the database is down.
 const MIGRATE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
 
@@ -71,87 +75,80 @@ impl Reconciler {
     /// Runs until `shutdown` fires, then returns once the pass in flight is
     /// done and the HTTP server has stopped.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        run(self.db, self.config, shutdown).await
-    }
-}
+        let Self { db, config } = self;
+        // Metrics recorded before the recorder exists are lost; every series
+        // starts at its zero before anything records.
+        crate::metrics::install();
+        let health = Health::new();
+        health.set("database", false, "not reached yet");
+        let app = service::http::router(health.clone()).merge(crate::tools::dashboard::router(
+            db.clone(),
+            config.thresholds.clone(),
+        ));
+        let (addr, http) = service::http::serve(config.http_listen, app, shutdown.clone()).await?;
+        let metrics_http = match config.metrics_listen {
+            Some(listen) => {
+                let (bound, task) =
+                    service::http::serve(listen, service::http::metrics_router(), shutdown.clone())
+                        .await?;
+                tracing::info!(addr = %bound, "metrics alone at http://{bound}/metrics");
+                Some(task)
+            }
+            None => None,
+        };
+        tracing::info!(
+            %addr,
+            schedule = %config.schedule,
+            instance = %config.pass.instance,
+            "reconciler started; dashboard at http://{addr}/"
+        );
 
-async fn run(
-    db: DatabaseConnection,
-    config: ServiceConfig,
-    shutdown: CancellationToken,
-) -> Result<()> {
-    // Metrics recorded before the recorder exists are lost; every series
-    // starts at its zero before anything records.
-    crate::metrics::install();
-    let health = Health::new();
-    health.set("database", false, "not reached yet");
-    let app = service::http::router(health.clone()).merge(crate::tools::dashboard::router(
-        db.clone(),
-        config.thresholds.clone(),
-    ));
-    let (addr, http) = service::http::serve(config.http_listen, app, shutdown.clone()).await?;
-    let metrics_http = match config.metrics_listen {
-        Some(listen) => {
-            let (bound, task) =
-                service::http::serve(listen, service::http::metrics_router(), shutdown.clone())
-                    .await?;
-            tracing::info!(addr = %bound, "metrics alone at http://{bound}/metrics");
-            Some(task)
+        if config.migrate && !migrate_with_retry(&db, &health, &shutdown).await {
+            let _ = http.await;
+            if let Some(task) = metrics_http {
+                let _ = task.await;
+            }
+            return Ok(());
         }
-        None => None,
-    };
-    tracing::info!(
-        %addr,
-        schedule = %config.schedule,
-        instance = %config.pass.instance,
-        "reconciler started; dashboard at http://{addr}/"
-    );
 
-    if config.migrate && !migrate_with_retry(&db, &health, &shutdown).await {
+        let mut failures: u32 = 0;
+        let mut next = config.schedule.next_after(Utc::now());
+        while let Some(due) = next {
+            let now = Utc::now();
+            if now < due {
+                // A clock set back makes an earlier firing the next one.
+                if let Some(sooner) = config.schedule.next_after(now)
+                    && sooner < due
+                {
+                    next = Some(sooner);
+                    continue;
+                }
+                let wait = (due - now)
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(MAX_SLEEP);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => continue,
+                }
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            one_pass(&db, &config.pass, &health, &mut failures).await;
+            next = config.schedule.next_after(Utc::now());
+        }
+        if next.is_none() {
+            tracing::warn!(schedule = %config.schedule, "the schedule has no firing left; waiting for shutdown");
+            shutdown.cancelled().await;
+        }
+        tracing::info!("reconciler stopping");
         let _ = http.await;
         if let Some(task) = metrics_http {
             let _ = task.await;
         }
-        return Ok(());
+        Ok(())
     }
-
-    let mut failures: u32 = 0;
-    let mut next = config.schedule.next_after(Utc::now());
-    while let Some(due) = next {
-        let now = Utc::now();
-        if now < due {
-            // A clock set back makes an earlier firing the next one.
-            if let Some(sooner) = config.schedule.next_after(now)
-                && sooner < due
-            {
-                next = Some(sooner);
-                continue;
-            }
-            let wait = (due - now)
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(MAX_SLEEP);
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(wait) => continue,
-            }
-        }
-        if shutdown.is_cancelled() {
-            break;
-        }
-        one_pass(&db, &config.pass, &health, &mut failures).await;
-        next = config.schedule.next_after(Utc::now());
-    }
-    if next.is_none() {
-        tracing::warn!(schedule = %config.schedule, "the schedule has no firing left; waiting for shutdown");
-        shutdown.cancelled().await;
-    }
-    tracing::info!("reconciler stopping");
-    let _ = http.await;
-    if let Some(task) = metrics_http {
-        let _ = task.await;
-    }
-    Ok(())
 }
 
 /// One scheduled pass; failures are logged (the first and every tenth) and
@@ -184,7 +181,7 @@ async fn one_pass(
             *failures += 1;
             metrics::counter!("aplus_reconciler_passes_total", "outcome" => "failed").increment(1);
             let text = chain(&e);
-            if *failures == 1 || failures.is_multiple_of(10) {
+            if PASS_FAILURE_LOG.warns(*failures) {
                 tracing::warn!(error = %text, failures = *failures, "reconciler pass could not start");
             }
             health.set("database", false, format!("unreachable: {text}"));
