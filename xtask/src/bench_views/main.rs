@@ -22,6 +22,8 @@
 
 mod load;
 mod report;
+#[path = "../sizes.rs"]
+mod sizes;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -30,7 +32,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use outbox::sql::stmt;
 use reconciler::{Horizons, PassConfig, PassOutcome, PassReport, format, run_once};
-use report::{SizeResult, parse_size};
+use report::SizeResult;
+use sizes::{parse_size, parse_sizes};
 use sea_orm::sqlx::postgres::PgPoolOptions;
 use sea_orm::sqlx::{AssertSqlSafe, Executor as _};
 use sea_orm::{ConnectionTrait, DatabaseConnection, SqlxPostgresConnector};
@@ -56,8 +59,8 @@ struct Cli {
     #[arg(long, value_parser = parse_size)]
     messages: Option<u64>,
     /// Sizes to measure, smallest first (the baseline).
-    #[arg(long, value_delimiter = ',', default_value = "100k,1M,10M", value_parser = parse_size)]
-    sizes: Vec<u64>,
+    #[arg(long, default_value = "100k,1M,10M", value_parser = parse_sizes)]
+    sizes: Sizes,
     /// Timed runs per query; the median is reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -71,6 +74,10 @@ struct Cli {
     #[arg(long = "query")]
     queries: Vec<String>,
 }
+
+/// A parsed `--sizes` list (a type of its own, so clap reads the whole list
+/// with one parser).
+type Sizes = Vec<u64>;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,22 +14,6 @@ pub fn count(n: u64) -> String {
     format::count(n)
 }
 
-/// Parses `100k`, `1M`, `10m`, `2500000`.
-pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
-    let t = text.trim().replace('_', "");
-    let (number, factor) = match t.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&t[..i], 1_000),
-        Some((i, 'm' | 'M')) => (&t[..i], 1_000_000),
-        _ => (t.as_str(), 1),
-    };
-    match number.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n * factor),
-        _ => Err(format!(
-            "`{text}` is not a size such as 100k, 1M or 2500000"
-        )),
-    }
-}
-
 /// The measurements of one size.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SizeResult {
@@ -129,19 +113,4 @@ pub fn table(results: &[SizeResult], runs: usize) -> String {
     }
     out.push('\n');
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_k_and_m_suffixes() {
-        assert_eq!(parse_size("100k"), Ok(100_000));
-        assert_eq!(parse_size("1M"), Ok(1_000_000));
-        assert_eq!(parse_size("10m"), Ok(10_000_000));
-        assert_eq!(parse_size("2_500"), Ok(2_500));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("0").is_err());
-    }
 }
