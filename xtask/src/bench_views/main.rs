@@ -33,12 +33,12 @@ use clap::Parser;
 use outbox::sql::stmt;
 use reconciler::{Horizons, PassConfig, PassOutcome, PassReport, format, run_once};
 use report::SizeResult;
-use sizes::{parse_size, parse_sizes};
 use sea_orm::sqlx::postgres::PgPoolOptions;
 use sea_orm::sqlx::{AssertSqlSafe, Executor as _};
 use sea_orm::{ConnectionTrait, DatabaseConnection, SqlxPostgresConnector};
 use service::DatabaseArgs;
 use service::db::{PoolSettings, connect_options};
+use sizes::{parse_size, parse_sizes};
 
 /// The views timed, in the order printed.
 pub const VIEWS: [&str; 4] = [
