@@ -1,13 +1,10 @@
 //! The service: dashboard and health endpoints while passes run on the
 //! schedule, and a clean stop when shutdown is requested.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
-use reconciler::Schedule;
-use reconciler::service::ServiceConfig;
+use crate::common::*;
+use reconciler::{Reconciler, Schedule, ServiceConfig};
 use testkit::{TestDb, eventually};
 use tokio_util::sync::CancellationToken;
 
@@ -30,11 +27,11 @@ async fn the_service_repairs_on_schedule_serves_the_dashboard_and_stops_cleanly(
         thresholds: Default::default(),
     };
     let shutdown = CancellationToken::new();
-    let service = tokio::spawn(reconciler::service::run(
-        t.db.clone(),
-        config,
-        shutdown.clone(),
-    ));
+    let service = tokio::spawn(
+        Reconciler::build(t.db.clone(), config)
+            .expect("valid settings")
+            .run(shutdown.clone()),
+    );
     // The pass writes the events, then records itself: wait for both.
     eventually(
         Duration::from_secs(20),

@@ -9,11 +9,12 @@
 //! worked through instead of rescanned forever.
 
 use chrono::{DateTime, Utc};
+use outbox::sql::stmt;
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::sql::{count, float, stmt};
+use crate::sql::{count, float};
 
 /// Where the previous pass's missing-event scan ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

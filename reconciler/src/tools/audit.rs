@@ -9,12 +9,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use outbox::sql::stmt;
 use sea_orm::{AccessMode, ConnectionTrait, DatabaseConnection, IsolationLevel, TransactionTrait};
 use serde::Serialize;
 
+use crate::config::defaults;
 use crate::error::Result;
 use crate::format;
-use crate::sql::{count, interval_secs, one, stmt};
+use crate::sql::{count, interval_secs, one};
+use crate::tools::orphans::{self, OrphanRow};
 
 /// What an audit covers.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,9 +33,9 @@ pub struct AuditOptions {
 impl Default for AuditOptions {
     fn default() -> Self {
         Self {
-            since: Duration::from_secs(24 * 3600),
-            top: 10,
-            grace: crate::config::DEFAULT_ORPHAN_GRACE,
+            since: defaults::duration(defaults::AUDIT_SINCE),
+            top: defaults::AUDIT_TOP,
+            grace: defaults::duration(defaults::ORPHAN_GRACE),
         }
     }
 }
@@ -82,9 +85,6 @@ pub struct AttemptsRow {
     pub dead: u64,
 }
 
-/// One event nobody has picked up.
-pub type Orphan = crate::stats::OrphanRow;
-
 /// The audit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditReport {
@@ -94,7 +94,7 @@ pub struct AuditReport {
     pub by_age: Vec<AgeBucket>,
     pub by_error: Vec<ErrorGroup>,
     pub by_attempts: Vec<AttemptsRow>,
-    pub oldest_orphans: Vec<Orphan>,
+    pub oldest_orphans: Vec<OrphanRow>,
     pub next_commands: Vec<String>,
 }
 
@@ -380,25 +380,7 @@ impl AuditReport {
 
         if !self.oldest_orphans.is_empty() {
             out.push_str("\nOldest orphans\n");
-            out.push_str(&format!(
-                "  {:<36}  {:>20}  {:<15} {:<8} {:<14} {:>8}  last error\n",
-                "event id", "message id", "kind", "age", "reason", "attempts"
-            ));
-            for o in &self.oldest_orphans {
-                out.push_str(&format!(
-                    "  {:<36}  {:>20}  {:<15} {:<8} {:<14} {:>8}  {}\n",
-                    o.event_id,
-                    o.message_id,
-                    o.kind,
-                    format::seconds(o.age_secs),
-                    o.reason.replace('_', " "),
-                    o.attempts,
-                    o.last_error
-                        .as_deref()
-                        .and_then(|e| e.lines().next())
-                        .unwrap_or("")
-                ));
-            }
+            out.push_str(&orphans::table(&self.oldest_orphans));
         }
 
         if !self.next_commands.is_empty() {

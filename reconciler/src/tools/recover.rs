@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use outbox::sql::stmt;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::Serialize;
 use uuid::Uuid;
@@ -17,7 +18,7 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::format;
 use crate::horizon::database_now;
-use crate::sql::stmt;
+use crate::tools::orphans::{self, OrphanRow};
 
 /// What to recover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,27 +44,13 @@ pub struct RecoverOptions {
     pub grace: Duration,
 }
 
-/// One event recovered (or that would be).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RecoveredEvent {
-    pub event_id: Uuid,
-    pub message_id: i64,
-    pub kind: String,
-    pub created_at: DateTime<Utc>,
-    pub age_secs: f64,
-    /// `never_claimed`, `retry_overdue` or `dead`.
-    pub reason: String,
-    pub attempts: i32,
-    pub last_error: Option<String>,
-}
-
 /// What `recover` did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecoverReport {
     pub target: Target,
     pub dry_run: bool,
     /// The events selected.
-    pub events: Vec<RecoveredEvent>,
+    pub events: Vec<OrphanRow>,
     /// How many were re-fired (orphans) or replayed (dead); 0 in a dry run.
     pub acted: u64,
     /// The grace used for orphans.
@@ -126,28 +113,12 @@ async fn since_timestamp(
 async fn select_orphans(
     db: &DatabaseConnection,
     options: &RecoverOptions,
-) -> Result<Vec<RecoveredEvent>> {
+) -> Result<Vec<OrphanRow>> {
     let since = since_timestamp(db, options.since).await?;
-    let rows = crate::stats::orphan_rows(db, options.grace, since, options.limit).await?;
-    Ok(rows
-        .into_iter()
-        .map(|o| RecoveredEvent {
-            event_id: o.event_id,
-            message_id: o.message_id,
-            kind: o.kind,
-            created_at: o.created_at,
-            age_secs: o.age_secs,
-            reason: o.reason,
-            attempts: o.attempts,
-            last_error: o.last_error,
-        })
-        .collect())
+    crate::stats::orphan_rows(db, options.grace, since, options.limit).await
 }
 
-async fn select_dead(
-    db: &DatabaseConnection,
-    options: &RecoverOptions,
-) -> Result<Vec<RecoveredEvent>> {
+async fn select_dead(db: &DatabaseConnection, options: &RecoverOptions) -> Result<Vec<OrphanRow>> {
     let since = since_timestamp(db, options.since).await?;
     let ids = outbox::repair::dead_events(db, since, options.limit).await?;
     if ids.is_empty() {
@@ -165,7 +136,7 @@ async fn select_dead(
         .await?;
     rows.iter()
         .map(|row| {
-            Ok(RecoveredEvent {
+            Ok(OrphanRow {
                 event_id: row.try_get_by("id")?,
                 message_id: row.try_get_by("message_id")?,
                 kind: row.try_get_by("kind")?,
@@ -231,25 +202,10 @@ impl RecoverReport {
                 format::count(self.acted)
             ),
         });
-        out.push_str(&format!(
-            "\n  {:<36}  {:>20}  {:<15} {:<8} {:<14} {:>8}  last error\n",
-            "event id", "message id", "kind", "age", "reason", "attempts"
+        out.push('\n');
+        out.push_str(&orphans::table(
+            &self.events[..self.events.len().min(LISTED)],
         ));
-        for e in self.events.iter().take(LISTED) {
-            out.push_str(&format!(
-                "  {:<36}  {:>20}  {:<15} {:<8} {:<14} {:>8}  {}\n",
-                e.event_id,
-                e.message_id,
-                e.kind,
-                format::seconds(e.age_secs),
-                e.reason.replace('_', " "),
-                e.attempts,
-                e.last_error
-                    .as_deref()
-                    .and_then(|l| l.lines().next())
-                    .unwrap_or("")
-            ));
-        }
         if self.events.len() > LISTED {
             out.push_str(&format!(
                 "  ... and {} more\n",

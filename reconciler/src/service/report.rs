@@ -1,7 +1,7 @@
 //! The human-readable report of one pass (`reconciler once`).
 
 use crate::format;
-use crate::pass::{PassOutcome, PassReport};
+use crate::service::pass::{PassOutcome, PassReport};
 
 impl PassOutcome {
     /// What the pass did, in a few lines.

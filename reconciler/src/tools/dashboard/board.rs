@@ -9,10 +9,11 @@
 //! seconds, so page loads cannot add load to the database.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use outbox::sql::stmt;
 use sea_orm::ConnectionTrait;
 
 use crate::error::Result;
-use crate::sql::{count, float, stmt};
+use crate::sql::{count, float};
 
 /// Buckets in the history: 48 half hours.
 pub const BUCKETS: usize = 48;

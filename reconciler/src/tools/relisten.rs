@@ -10,12 +10,12 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use outbox::sql::stmt;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::format;
-use crate::sql::stmt;
 
 /// A session whose last statement is `LISTEN "events"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,8 +1,5 @@
 //! Helpers shared by the reconciler's tests.
 
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +13,7 @@ use outbox::{Backoff, record};
 use reconciler::{Horizons, PassConfig, PassOutcome, PassReport};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use service::db::{PoolSettings, connect_options};
-use testkit::{TestDb, factory};
+use testkit::{TestDb, eventually, factory};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -46,6 +43,21 @@ pub async fn insert_bare_messages(t: &TestDb, first: i64, last: i64) {
          SELECT i, 1, 42, 'trader', 'no event ' || i, now(), '{{}}'::jsonb \
          FROM generate_series({first}::bigint, {last}::bigint) AS i"
     ))
+    .await;
+}
+
+/// Waits until every event is older than `age` by the database clock, so a
+/// grace of `age` counts each unclaimed one as an orphan.
+pub async fn until_events_older_than(t: &TestDb, age: Duration) {
+    let sql = format!(
+        "SELECT count(*) FROM events WHERE created_at >= now() - interval '{} milliseconds'",
+        age.as_millis()
+    );
+    eventually(
+        Duration::from_secs(30),
+        "every event to be older than the grace",
+        || async { (t.scalar(&sql).await == 0).then_some(()) },
+    )
     .await;
 }
 

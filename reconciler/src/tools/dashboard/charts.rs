@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::dashboard::esc;
+use crate::tools::dashboard::esc;
 
 /// One line: its name, colour and values.
 #[derive(Debug, Clone)]

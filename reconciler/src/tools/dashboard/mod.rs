@@ -3,7 +3,7 @@
 //!
 //! Plain server-rendered HTML with no script: it works in any browser, over
 //! an SSH tunnel, and with JavaScript disabled. The charts are inline SVG
-//! ([`crate::charts`]) over the last 24 hours ([`crate::board`]); the
+//! ([`charts`]) over the last 24 hours ([`board`]); the
 //! latest trading day's setups come with the messages behind them, which are
 //! user input: every value is escaped, and the `Content-Security-Policy`
 //! allows no script at all, so a `<script>` in a Discord message can only
@@ -24,13 +24,17 @@ use axum::routing::get;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Mutex;
 
-use crate::board::{self, Day, DeadEvent, History};
-use crate::charts::{Series, line_chart};
-use crate::diagnose::{Diagnosis, Thresholds, Verdict, facts};
 use crate::error::chain;
 use crate::format;
-use crate::runs::{self, RunRecord};
+use crate::service::runs::{self, RunRecord};
 use crate::snapshot;
+use crate::tools::diagnose::{Diagnosis, Thresholds, Verdict, facts};
+
+pub mod board;
+pub mod charts;
+
+use board::{Day, DeadEvent, History};
+use charts::{Series, line_chart};
 
 /// How long a rendered page or health document is served from memory.
 pub const CACHE_FOR: Duration = Duration::from_secs(5);

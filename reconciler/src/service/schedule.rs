@@ -17,9 +17,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-/// Every 30 seconds.
-pub const DEFAULT_SCHEDULE: &str = "*/30 * * * * *";
-
 /// A line that is not a schedule, with the reason in plain words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid schedule `{line}`: {reason}")]
@@ -194,7 +191,7 @@ mod tests {
 
     #[test]
     fn the_default_schedule_fires_every_thirty_seconds() {
-        let s = Schedule::parse(DEFAULT_SCHEDULE).expect("default parses");
+        let s = Schedule::parse(crate::config::defaults::SCHEDULE).expect("default parses");
         let now = at(2026, 1, 5, 10, 0, 1);
         assert_eq!(s.next_after(now), Some(at(2026, 1, 5, 10, 0, 30)));
         assert_eq!(s.delay_from(now), Some(Duration::from_secs(29)));

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use outbox::repair::{self, MessageCursor};
+use outbox::sql::stmt;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use serde::Serialize;
 use uuid::Uuid;
@@ -31,9 +32,9 @@ use crate::config::PassConfig;
 use crate::error::{Result, chain};
 use crate::horizon::Horizons;
 use crate::listeners;
-use crate::lock::PassLock;
-use crate::runs::{self, RunRecord};
-use crate::sql::{count, one, stmt};
+use crate::service::lock::PassLock;
+use crate::service::runs::{self, RunRecord};
+use crate::sql::{count, one};
 use crate::stats;
 
 /// What a call to [`run_once`] did.

@@ -2,12 +2,10 @@
 //! and output in states built on purpose, `audit`, `recover`, `once`,
 //! `relisten`, and the schedule flag.
 
-mod common;
-
 use std::process::Output;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use sea_orm::sqlx::postgres::PgListener;
 use testkit::{Role, TestDb};
 
@@ -98,7 +96,7 @@ async fn diagnose_exits_1_with_waiting_events_and_no_listener_and_names_the_next
     drain(&t, &[], 8).await;
     record_unnotified(&t, [31, 32]).await;
     pass(&t, &config("rec-1")).await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    until_events_older_than(&t, Duration::from_secs(1)).await;
 
     let out = reconciler(
         Some(&t.url_as(Role::Reconciler)),
@@ -229,7 +227,7 @@ async fn audit_groups_failures_by_error_and_lists_the_oldest_orphans() {
     record_unnotified(&t, 1..=10).await;
     drain(&t, &[3, 4, 5], 1).await;
     let orphans = record_unnotified(&t, [20, 21]).await;
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    until_events_older_than(&t, Duration::from_secs(1)).await;
 
     let out = reconciler(
         Some(&t.url_as(Role::Reconciler)),
@@ -310,7 +308,7 @@ async fn recover_refires_orphans_and_says_how_many() {
     let t = TestDb::new().await;
     let ids = record_unnotified(&t, 1..=3).await;
     let mut listener = worker_listening(&t).await;
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    until_events_older_than(&t, Duration::from_secs(1)).await;
 
     let dry = reconciler(
         Some(&t.url_as(Role::Reconciler)),

@@ -2,11 +2,9 @@
 //! the command that ends them, `recover --stale-listeners` and the pass end
 //! them, and nobody else's session is ever touched.
 
-mod common;
-
 use std::time::Duration;
 
-use reconciler::diagnose::Thresholds;
+use reconciler::tools::diagnose::Thresholds;
 use reconciler::{Horizons, PassOutcome, listeners};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::sqlx::{ConnectOptions as _, Executor as _};
@@ -49,6 +47,19 @@ fn live_worker_listener(t: &TestDb, shutdown: &CancellationToken) -> outbox::lis
     listener
 }
 
+/// Waits until the session `pid` has been silent past [`STALE_AFTER`].
+async fn until_stale(t: &TestDb, pid: i32) {
+    eventually(
+        Duration::from_secs(30),
+        "the silent listener to be past the stale bound",
+        || async {
+            let stale = listeners::stale(&t.db, STALE_AFTER).await.expect("stale");
+            stale.iter().any(|l| l.pid == pid).then_some(())
+        },
+    )
+    .await;
+}
+
 async fn alive(t: &TestDb, pid: i32) -> bool {
     t.scalar(&format!(
         "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
@@ -86,13 +97,13 @@ async fn a_listener_that_stopped_reading_is_reported_and_ended_and_no_one_elses_
     let (_stuck, stuck_pid) = silent_listener(&t, "aplus-worker-listener stuck").await;
     let (_other, other_pid) = silent_listener(&t, "someone-else").await;
     // Older than the bound, and the live listener has heard many heartbeats since.
-    tokio::time::sleep(STALE_AFTER + Duration::from_millis(500)).await;
+    until_stale(&t, stuck_pid).await;
 
     let thresholds = Thresholds {
         listener_stale_after: STALE_AFTER,
         ..Thresholds::default()
     };
-    let diagnosis = reconciler::dashboard::diagnose(&t.db, &thresholds).await;
+    let diagnosis = reconciler::tools::dashboard::diagnose(&t.db, &thresholds).await;
     let snapshot = diagnosis.snapshot.as_ref().expect("a snapshot");
     let stale: Vec<i32> = snapshot.stale_listeners.iter().map(|l| l.pid).collect();
     assert_eq!(stale, vec![stuck_pid], "{}", diagnosis.render());
@@ -157,9 +168,9 @@ async fn the_pass_ends_stale_listeners_only_when_its_setting_says_so() {
     let t = TestDb::new().await;
     let (_stuck, stuck_pid) = silent_listener(&t, "aplus-worker-listener stuck").await;
     let (_other, other_pid) = silent_listener(&t, "aplus-worker other-pool").await;
-    tokio::time::sleep(STALE_AFTER + Duration::from_millis(500)).await;
+    until_stale(&t, stuck_pid).await;
 
-    let mut config = common::config("listeners-off");
+    let mut config = crate::common::config("listeners-off");
     config.listener_stale_after = STALE_AFTER;
     config.end_stale_listeners = false;
     let horizons = Horizons::from_database(&t.db, &config).await.expect("now");

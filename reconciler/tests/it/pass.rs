@@ -2,15 +2,12 @@
 //! processed, two instances never acting twice, missing events written
 //! exactly once, bounded scanning that resumes, and pruning by age.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::*;
-use reconciler::service::ServiceConfig;
-use reconciler::{Horizons, PassOutcome, Schedule};
+use crate::common::*;
+use reconciler::{Horizons, PassOutcome, Reconciler, Schedule, ServiceConfig};
 use sea_orm::sqlx::postgres::PgListener;
 use service::db::PoolSettings;
 use testkit::{TestDb, eventually};
@@ -36,7 +33,7 @@ async fn orphans_made_on_purpose_are_refired_with_exactly_one_notification_each(
 
     let mut config = config("rec-1");
     config.orphan_grace = Duration::from_secs(2);
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    until_events_older_than(&t, config.orphan_grace).await;
     // Younger than the grace: in flight, not an orphan.
     let young = record_unnotified(&t, [6]).await;
 
@@ -86,11 +83,11 @@ async fn orphans_are_processed_within_the_grace_plus_one_schedule_period() {
         thresholds: Default::default(),
     };
     let started = Instant::now();
-    let service = tokio::spawn(reconciler::service::run(
-        t.db.clone(),
-        service_config,
-        shutdown.clone(),
-    ));
+    let service = tokio::spawn(
+        Reconciler::build(t.db.clone(), service_config)
+            .expect("valid settings")
+            .run(shutdown.clone()),
+    );
     // Generous slack for a shared two-core machine on top of grace + period.
     eventually(
         grace + period + Duration::from_secs(5),
@@ -123,7 +120,6 @@ async fn two_reconcilers_started_together_never_double_act() {
         .await
         .expect("listen connection");
     listener.listen(outbox::CHANNEL).await.expect("listen");
-    tokio::time::sleep(Duration::from_millis(50)).await;
 
     let mut config = config("rec");
     config.orphan_grace = Duration::from_millis(1);
@@ -174,7 +170,7 @@ async fn a_pass_is_skipped_while_another_instance_holds_the_lock() {
     let t = TestDb::new().await;
     insert_bare_messages(&t, 1, 3).await;
     let other = t.pool(&PoolSettings::new("other-reconciler", 1));
-    let held = reconciler::lock::PassLock::try_acquire(&other)
+    let held = reconciler::service::lock::PassLock::try_acquire(&other)
         .await
         .expect("lock query")
         .expect("lock is free");
