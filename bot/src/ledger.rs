@@ -11,7 +11,7 @@
 //!
 //! Memory is the working copy, and it survives a restart. Entries are made
 //! while the database is down, so they cannot go to PostgreSQL at once: each
-//! one is appended to a local [`file`] first; when the database answers
+//! one is appended to a local [`file`](mod@file) first; when the database answers
 //! again the whole ledger is written to `gap_losses` and `gap_refetch` in
 //! one transaction and the file is emptied. A backfill that finished with an
 //! entry deletes its row. At start, the file (and a save a crash left

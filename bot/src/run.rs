@@ -393,7 +393,7 @@ pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), B
 /// Waits until the API answers `GET /gateway`; false if `shutdown` fired first.
 async fn wait_for_api(rest: &Rest, shutdown: &CancellationToken) -> bool {
     let url = until_ok(
-        "waiting for the simulator's API before connecting",
+        "reaching the simulator's API (the gateway waits for it)",
         Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
         LogPolicy::First,
         shutdown,
@@ -484,7 +484,7 @@ async fn start_up_checks(
         .count();
     tracing::info!(readable, listed = states.len(), "channel check done");
     let threads = until_ok(
-        "listing the threads with stored messages",
+        "listing the threads with stored messages (until the database answers)",
         Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
         LogPolicy::First,
         &stop,
@@ -510,7 +510,7 @@ async fn start_up_checks(
 /// then backfills every channel if it held anything.
 async fn load_ledger(ledger: Arc<Ledger>, backfiller: Arc<Backfiller>, stop: CancellationToken) {
     let entries = until_ok(
-        "loading the gap ledger",
+        "loading the gap ledger (until the database answers)",
         Backoff::new(Duration::from_millis(500), Duration::from_secs(10)),
         LogPolicy::First,
         &stop,

@@ -7,7 +7,7 @@
 //! largest stored id, would not look below it anyway. So on a cron schedule
 //! the bot reads each watched channel's (and known thread's) history for a
 //! trailing window and compares it with what is stored, through the same
-//! page-and-diff code as a backfill ([`Backfiller::sweep_channel`]):
+//! page-and-diff code as a backfill (`Backfiller::sweep_channel`):
 //! missing messages are stored with their events (source `sweep`), newer
 //! edits applied, stored messages Discord no longer lists marked deleted.
 //!

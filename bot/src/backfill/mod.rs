@@ -27,13 +27,13 @@
 //! picks up whatever arrived meanwhile.
 //!
 //! The scheduled sweep ([`crate::sweep`]) reads a trailing window through the
-//! same pages and the same diff ([`Backfiller::sweep_channel`]), with source
+//! same pages and the same diff (`Backfiller::sweep_channel`), with source
 //! `sweep`; it waits before every page while any backfill run is in
 //! progress, so it never holds up the recovery of a live gap.
 //!
 //! Here: the per-channel scheduler (one worker each) and a run's start.
-//! [`pages`] reads history pages and stores them; [`changes`] decides, without
-//! a database, which edits and deletes a page reveals; [`readback`] reads
+//! `pages` reads history pages and stores them; [`changes`] decides, without
+//! a database, which edits and deletes a page reveals; `readback` reads
 //! back the messages whose edit or delete an outage dropped.
 
 pub mod changes;
@@ -82,7 +82,7 @@ pub struct BackfillReport {
     /// listened) and applied.
     pub changes: u64,
     /// Of `stored`, the messages older than the run's settle bound
-    /// ([`Pass::settled_before`]): ones the gateway had time to deliver.
+    /// (`Pass::settled_before`): ones the gateway had time to deliver.
     pub missing: u64,
     /// Of `changes`, the edits.
     pub edits: u64,

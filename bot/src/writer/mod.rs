@@ -16,7 +16,7 @@
 //! When a group fails on its data, it is split in halves until the write
 //! PostgreSQL refuses stands alone; only that one is rejected and counted.
 //! When it fails for a reason that may pass (the connection, not the data),
-//! an outage begins ([`outage`]): the group's writes and every later one
+//! an outage begins (`outage`): the group's writes and every later one
 //! wait in the bounded [`Buffer`] and are retried; what does not fit is
 //! dropped from memory and recorded in the gap [`Ledger`], from which the
 //! next backfills recover it.
