@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
+use sea_orm::DatabaseConnection;
 use service::Health;
 use tokio::sync::OnceCell;
 
@@ -362,26 +362,9 @@ impl Channels {
         &self,
         db: &DatabaseConnection,
     ) -> Result<usize, sea_orm::DbErr> {
-        // Distinct channel ids by walking the (channel_id, id) index: one
-        // index probe per channel instead of a scan of every message.
-        const DISTINCT_CHANNELS: &str = r#"
-            WITH RECURSIVE c AS (
-              (SELECT channel_id FROM messages ORDER BY channel_id LIMIT 1)
-              UNION ALL
-              SELECT (SELECT m.channel_id FROM messages m
-                       WHERE m.channel_id > c.channel_id ORDER BY m.channel_id LIMIT 1)
-                FROM c WHERE c.channel_id IS NOT NULL
-            )
-            SELECT channel_id FROM c WHERE channel_id IS NOT NULL"#;
-        let rows = db
-            .query_all_raw(Statement::from_string(
-                DbBackend::Postgres,
-                DISTINCT_CHANNELS,
-            ))
-            .await?;
+        let rows = crate::reads::messages_channels(db).await?;
         let mut found = 0;
-        for row in rows {
-            let id: i64 = row.try_get_by_index(0)?;
+        for id in rows {
             let Ok(id) = u64::try_from(id) else { continue };
             if self.listed.contains(&id) {
                 continue;

@@ -13,6 +13,33 @@ use service::{DatabaseArgs, TelemetryArgs};
 /// The public Discord API, used unless `DISCORD_API_URL` names a simulator.
 pub const DISCORD_API: &str = "https://discord.com";
 
+/// Every setting's default, written once: clap shows and parses these, and
+/// [`BotConfig::new`] takes them through clap too.
+pub mod defaults {
+    /// Alert bots post setups, so their messages are kept.
+    pub const KEEP_BOT_MESSAGES: bool = true;
+    /// Loopback only: the metrics are for a local scraper.
+    pub const HTTP_LISTEN: &str = "127.0.0.1:9101";
+    /// Writes held in memory during an outage (a few megabytes).
+    pub const BUFFER: usize = 10_000;
+    /// Writes queued between the gateway and the writer task.
+    pub const WRITE_QUEUE: usize = 5_000;
+    /// Longest wait between attempts to reach the database.
+    pub const RETRY_MAX: &str = "5s";
+    /// How far before the last stored message the first backfill re-reads.
+    pub const BACKFILL_OVERLAP: &str = "5m";
+    /// Every 10 minutes.
+    pub const SWEEP_SCHEDULE: &str = "*/10 * * * *";
+    /// How far back each sweep reads.
+    pub const SWEEP_WINDOW: &str = "2h";
+    /// A channel backfilled this recently from below the window is not swept.
+    pub const SWEEP_SKIP_AFTER_BACKFILL: &str = "5m";
+    /// The gap ledger's file, relative to the working directory.
+    pub const LEDGER_FILE: &str = "aplus-bot-gap-ledger";
+    /// The whole stop's deadline, below process managers' own.
+    pub const SHUTDOWN_TIMEOUT: &str = "10s";
+}
+
 /// Captures every message of the watched Discord channels into PostgreSQL.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bot", version, about)]
@@ -63,23 +90,23 @@ pub struct BotConfig {
     #[arg(
         long,
         env = "APLUS_KEEP_BOT_MESSAGES",
-        default_value_t = true,
+        default_value_t = defaults::KEEP_BOT_MESSAGES,
         action = ArgAction::Set
     )]
     pub keep_bot_messages: bool,
 
     /// Address of /healthz, /readyz and /metrics.
-    #[arg(long, env = "BOT_HTTP_LISTEN", default_value = "127.0.0.1:9101")]
+    #[arg(long, env = "BOT_HTTP_LISTEN", default_value = defaults::HTTP_LISTEN)]
     pub http_listen: SocketAddr,
 
     /// Writes held in memory while the database is unreachable. When full,
     /// new messages are dropped from memory and recovered later by backfill.
-    #[arg(long = "buffer", env = "BOT_BUFFER", default_value_t = 10_000)]
+    #[arg(long = "buffer", env = "BOT_BUFFER", default_value_t = defaults::BUFFER)]
     pub buffer: usize,
 
     /// Writes queued between the gateway and the writer task. When full,
     /// gateway events wait for a slot (backpressure); nothing is dropped.
-    #[arg(long = "write-queue", env = "BOT_WRITE_QUEUE", default_value_t = 5_000)]
+    #[arg(long = "write-queue", env = "BOT_WRITE_QUEUE", default_value_t = defaults::WRITE_QUEUE)]
     pub write_queue: usize,
 
     /// Run only this gateway shard (with `--shards`).
@@ -106,39 +133,39 @@ pub struct BotConfig {
     pub shards: Option<u32>,
 
     /// Longest wait between attempts to reach the database during an outage.
-    #[arg(long, env = "BOT_RETRY_MAX", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "BOT_RETRY_MAX", default_value = defaults::RETRY_MAX, value_parser = parse_duration)]
     pub retry_max: Duration,
 
     /// At the first backfill of each channel after start, history is read
     /// again from this long before the last stored message: writes that were
     /// in flight when a previous process died can lie just below it.
-    #[arg(long, env = "BOT_BACKFILL_OVERLAP", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "BOT_BACKFILL_OVERLAP", default_value = defaults::BACKFILL_OVERLAP, value_parser = parse_duration)]
     pub backfill_overlap: Duration,
 
     /// When to sweep recent history for what the gateway never delivered: a
     /// cron line (5 fields from minutes, or 6-7 from seconds), or `off`.
-    #[arg(long, env = "BOT_SWEEP_SCHEDULE", default_value = crate::sweep::DEFAULT_SCHEDULE,
+    #[arg(long, env = "BOT_SWEEP_SCHEDULE", default_value = defaults::SWEEP_SCHEDULE,
           value_parser = crate::sweep::SweepSchedule::parse)]
     pub sweep_schedule: crate::sweep::SweepSchedule,
 
     /// How far back each sweep reads history.
-    #[arg(long, env = "BOT_SWEEP_WINDOW", default_value = "2h", value_parser = parse_duration)]
+    #[arg(long, env = "BOT_SWEEP_WINDOW", default_value = defaults::SWEEP_WINDOW, value_parser = parse_duration)]
     pub sweep_window: Duration,
 
     /// A channel whose backfill finished this recently, reading from before
     /// the sweep window, is not swept again.
-    #[arg(long, env = "BOT_SWEEP_SKIP_AFTER_BACKFILL", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "BOT_SWEEP_SKIP_AFTER_BACKFILL", default_value = defaults::SWEEP_SKIP_AFTER_BACKFILL, value_parser = parse_duration)]
     pub sweep_skip_after_backfill: Duration,
 
     /// File where the gap ledger (what a database outage dropped) is kept
     /// while the database is down, replayed at start; `off` for none.
-    #[arg(long, env = "BOT_LEDGER_FILE", default_value = "aplus-bot-gap-ledger")]
+    #[arg(long, env = "BOT_LEDGER_FILE", default_value = defaults::LEDGER_FILE)]
     pub ledger_file: PathBuf,
 
     /// On SIGTERM, how long the whole stop may take: closing the gateway,
     /// in-flight writes, the queue and the buffer share this one deadline.
     /// Keep it below supervisord's `stopwaitsecs` and systemd's `TimeoutStopSec`.
-    #[arg(long, env = "BOT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "BOT_SHUTDOWN_TIMEOUT", default_value = defaults::SHUTDOWN_TIMEOUT, value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 }
 
@@ -202,7 +229,9 @@ impl Shards {
 }
 
 impl BotConfig {
-    /// The configuration with defaults for everything but the essentials, for tests.
+    /// The configuration with the [`defaults`] for everything but the
+    /// essentials, for tests: no HTTP port of its own (`127.0.0.1:0`) and no
+    /// ledger file, since tests run many bots in one directory.
     pub fn new(database: DatabaseArgs, token: SecretString, channels: Vec<u64>) -> Self {
         // The literal arguments are valid for every flag, so parsing cannot fail.
         let mut config = BotConfig::try_parse_from([

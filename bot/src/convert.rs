@@ -63,9 +63,12 @@ pub fn check_author(message: &Message, keep_bot_messages: bool) -> Result<(), Re
     Ok(())
 }
 
-/// The payload as Discord sends it, rebuilt from serenity's message: serenity
-/// keeps no copy of the gateway JSON. Snapshots get back the `message`
-/// wrapper serenity strips, so the stored payload parses as a message again.
+/// The `raw` stored for a gateway message: serenity's decoded [`Message`]
+/// serialised again, not the bytes received. serenity hands a raw event
+/// handler the decoded message and keeps no copy of the gateway JSON, so
+/// fields serenity does not model are absent and the rest are as serenity
+/// writes them. Snapshots get back the `message` wrapper serenity strips, so
+/// the stored payload parses as a message again.
 pub fn raw_payload(message: &Message) -> Value {
     let mut raw = serde_json::to_value(message).unwrap_or(Value::Null);
     if let Some(Value::Array(snapshots)) = raw.get_mut("message_snapshots") {
@@ -77,8 +80,9 @@ pub fn raw_payload(message: &Message) -> Value {
     raw
 }
 
-/// Builds the row for a message. `raw` is the payload as received (REST
-/// JSON for history, [`raw_payload`] for the gateway); `guild_id` fills in
+/// Builds the row for a message. `raw` is what `messages.raw` keeps: the
+/// REST JSON as received for history, [`raw_payload`] (re-serialised from
+/// serenity's decoded message) for the gateway; `guild_id` fills in
 /// the guild for history messages, which Discord sends without it.
 pub fn new_message(
     message: &Message,

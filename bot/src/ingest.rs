@@ -218,22 +218,16 @@ async fn apply_edit_locked(
     })
 }
 
-/// What [`ingest`] did with a message.
+/// What [`ingest`] did with a message: the outbox's answer (stored with its
+/// event, or a duplicate), and whether the NOTIFY after commit went out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ingested {
-    /// Stored with its event.
-    Stored {
-        /// The `message.created` event.
-        event_id: Uuid,
-        /// NUL bytes were replaced.
-        sanitized: bool,
-        /// A delete had come first: stored already deleted.
-        tombstoned: bool,
-        /// The NOTIFY after commit went out.
-        notified: bool,
-    },
-    /// The id was already stored; nothing was written.
-    Duplicate,
+pub struct Ingested {
+    /// Stored (with the event id and the sanitised and tombstoned flags), or
+    /// a duplicate of a stored id (nothing written).
+    pub recorded: Recorded,
+    /// The NOTIFY after commit went out (always true for a duplicate, which
+    /// has no event to announce).
+    pub notified: bool,
 }
 
 /// Why [`ingest`] stored nothing.
@@ -265,22 +259,14 @@ pub async fn ingest(
         }],
     )
     .await?;
-    Ok(match outcome.applied.first() {
-        Some(&Applied::Created {
-            recorded:
-                Recorded::Stored {
-                    event_id,
-                    sanitized,
-                    tombstoned,
-                },
-            ..
-        }) => Ingested::Stored {
-            event_id,
-            sanitized,
-            tombstoned,
-            notified: outcome.notify_error.is_none(),
-        },
-        _ => Ingested::Duplicate,
+    // One write in, one result out.
+    let recorded = match outcome.applied.first() {
+        Some(&Applied::Created { recorded, .. }) => recorded,
+        _ => Recorded::Duplicate,
+    };
+    Ok(Ingested {
+        recorded,
+        notified: outcome.notify_error.is_none(),
     })
 }
 

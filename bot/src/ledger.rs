@@ -1,31 +1,41 @@
-//! Where the gap ledger ([`crate::gaps`]) survives a restart.
+//! The gap ledger: what a database outage dropped from memory, kept for the
+//! backfills that recover it. The writer records into it; the backfill takes
+//! from it and settles what it recovered.
 //!
-//! Entries are made when the outage buffer is full, that is while the
-//! database is down, so they cannot go to PostgreSQL at once. Each one is
-//! appended to a local file first (a line `L <channel> <id>` for a lost
-//! message, `R <channel> <id>` for a message to read back); when the
-//! database answers again the whole ledger is written to `gap_losses` and
-//! `gap_refetch` in one transaction and the file is emptied. A backfill that
-//! finished with an entry deletes its row. At start, the file (and a
-//! `.saving` file a crash left halfway through a save) is replayed into
-//! memory, and the rows in PostgreSQL are read back once it answers: a bot
-//! killed during a long outage forgets nothing it had written down.
+//! A dropped message is still in Discord's history: per channel, the
+//! smallest dropped id is remembered, so the next backfill starts below it
+//! (writes finish out of order, so it may lie below the channel's largest
+//! stored id). A dropped edit or delete is not in history as an event, so
+//! its message id is remembered instead (up to [`REFETCH_LIMIT`] ids) and
+//! the next backfill of its channel reads the message back.
 //!
-//! The file is bounded ([`FILE_LIMIT`]): past it, entries stay in memory only
-//! and are counted. A line that does not parse is skipped with a warning.
+//! Memory is the working copy, and it survives a restart. Entries are made
+//! while the database is down, so they cannot go to PostgreSQL at once: each
+//! one is appended to a local [`file`](mod@file) first; when the database answers
+//! again the whole ledger is written to `gap_losses` and `gap_refetch` in
+//! one transaction and the file is emptied. A backfill that finished with an
+//! entry deletes its row. At start, the file (and a save a crash left
+//! halfway) is replayed into memory, and the rows in PostgreSQL are read
+//! back once it answers: a bot killed during a long outage forgets nothing
+//! it had written down.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+pub mod file;
 
-use sea_orm::{
-    ConnectionTrait as _, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait as _,
-};
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
-/// Largest ledger file, in bytes (about 16 bytes a line at most 40: the
-/// refetch limit of 100 000 ids takes under 4 MiB).
-pub const FILE_LIMIT: u64 = 16 * 1024 * 1024;
+use outbox::sql::stmt;
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbErr, TransactionTrait as _};
+
+pub use file::{FILE_LIMIT, LedgerFile};
+
+use crate::stats::Stats;
+
+/// Message ids of dropped edits and deletes remembered for reading back
+/// (8 bytes each, so at most about a megabyte). Past it, a dropped edit or
+/// delete is lost and counted (`aplus_bot_refetch_overflow_total`).
+pub const REFETCH_LIMIT: usize = 100_000;
 
 /// One ledger entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,173 +46,227 @@ pub enum Entry {
     Refetch { channel: i64, id: i64 },
 }
 
-impl Entry {
-    fn line(self) -> String {
-        match self {
-            Entry::Loss { channel, id } => format!("L {channel} {id}\n"),
-            Entry::Refetch { channel, id } => format!("R {channel} {id}\n"),
-        }
-    }
-
-    fn parse(line: &str) -> Option<Entry> {
-        let mut parts = line.split_whitespace();
-        let kind = parts.next()?;
-        let channel = parts.next()?.parse().ok()?;
-        let id = parts.next()?.parse().ok()?;
-        if parts.next().is_some() {
-            return None;
-        }
-        match kind {
-            "L" => Some(Entry::Loss { channel, id }),
-            "R" => Some(Entry::Refetch { channel, id }),
-            _ => None,
-        }
-    }
-}
-
-/// The local file of a ledger.
+/// The ledger of what was dropped, by channel.
 #[derive(Debug)]
-pub struct LedgerFile {
-    path: PathBuf,
-    state: Mutex<FileState>,
+pub struct Ledger {
+    /// Where the ledger is saved and settled; the shared pool.
+    db: DatabaseConnection,
+    stats: Arc<Stats>,
+    /// Per channel, the smallest id of a message dropped from memory and not
+    /// yet covered by a backfill.
+    losses: Mutex<HashMap<i64, i64>>,
+    /// Per channel, message ids whose dropped edit or delete must be read
+    /// back from Discord.
+    refetch: Mutex<Refetch>,
+    /// Where entries go while the database is down.
+    file: Option<LedgerFile>,
 }
 
+/// Message ids to read back, by channel, with their total.
 #[derive(Debug, Default)]
-struct FileState {
-    file: Option<File>,
-    len: u64,
-    full_warned: bool,
+struct Refetch {
+    by_channel: HashMap<i64, BTreeSet<i64>>,
+    len: usize,
 }
 
-impl LedgerFile {
-    /// A ledger file at `path` (created on the first entry).
-    pub fn new(path: PathBuf) -> Self {
-        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+impl Ledger {
+    /// An empty ledger saved to `db`, reporting its refetch counts to `stats`.
+    pub fn new(db: DatabaseConnection, stats: Arc<Stats>) -> Self {
         Self {
-            path,
-            state: Mutex::new(FileState {
-                len,
-                ..FileState::default()
-            }),
+            db,
+            stats,
+            losses: Mutex::new(HashMap::new()),
+            refetch: Mutex::new(Refetch::default()),
+            file: None,
         }
     }
 
-    /// Where it is.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Keeps the ledger in the file at `path` while the database is down.
+    /// What an earlier process left there is taken in by the first
+    /// [`Ledger::save`] (`load_first`), so that no backfill takes an entry
+    /// before it is safe in PostgreSQL.
+    #[must_use]
+    pub fn with_file(mut self, path: PathBuf) -> Self {
+        self.file = Some(LedgerFile::new(path));
+        self
     }
 
-    fn saving_path(&self) -> PathBuf {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(".saving");
-        PathBuf::from(name)
-    }
-
-    /// Appends an entry. Returns false when it could not be written (the
-    /// file is full or the disk refused), so the entry lives in memory only.
-    pub fn append(&self, entry: Entry) -> bool {
-        let line = entry.line();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.len + line.len() as u64 > FILE_LIMIT {
-            if !state.full_warned {
-                state.full_warned = true;
-                tracing::warn!(path = %self.path.display(), limit = FILE_LIMIT, "gap ledger file full: further entries are kept in memory only until the database answers");
-            }
-            return false;
+    /// Writes entries to the file only: what the outage buffer holds, which
+    /// a process killed before the buffer drains would otherwise forget.
+    pub fn write_down(&self, entries: &[Entry]) {
+        for entry in entries {
+            self.append(*entry);
         }
-        if state.file.is_none() {
-            match OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-            {
-                Ok(file) => state.file = Some(file),
-                Err(error) => {
-                    tracing::warn!(path = %self.path.display(), %error, "cannot open the gap ledger file; entry kept in memory only");
-                    return false;
+    }
+
+    /// Remembers entries in memory (already written down).
+    pub fn remember(&self, entries: &[Entry]) {
+        for entry in entries {
+            match *entry {
+                Entry::Loss { channel, id } => self.remember_loss(channel, id),
+                Entry::Refetch { channel, id } => {
+                    self.remember_refetch(channel, id);
                 }
             }
         }
-        let written = state
-            .file
-            .as_mut()
-            .is_some_and(|file| file.write_all(line.as_bytes()).is_ok());
-        if written {
-            state.len += line.len() as u64;
-        } else {
-            state.file = None;
-        }
-        written
     }
 
-    /// Reads every entry of the file and of a save a crash interrupted.
-    pub fn replay(&self) -> Vec<Entry> {
-        let mut entries = Vec::new();
-        for path in [self.saving_path(), self.path.clone()] {
-            let Ok(file) = File::open(&path) else {
-                continue;
-            };
-            for (number, line) in BufReader::new(file).lines().enumerate() {
-                let Ok(line) = line else { break };
-                match Entry::parse(&line) {
-                    Some(entry) => entries.push(entry),
-                    None if line.trim().is_empty() => {}
-                    None => {
-                        tracing::warn!(path = %path.display(), line = number + 1, "gap ledger line does not parse; skipped")
-                    }
+    fn append(&self, entry: Entry) {
+        if let Some(file) = &self.file {
+            file.append(entry);
+        }
+    }
+
+    /// Writes the whole ledger to PostgreSQL (after reading back what is
+    /// stored there, when `load_first`: at start) and empties the file.
+    /// Returns how many entries the ledger holds.
+    pub async fn save(&self, load_first: bool) -> Result<usize, DbErr> {
+        // Set aside before the entries are read: what arrives meanwhile goes
+        // to a fresh file and is saved next time.
+        let set_aside = self.file.as_ref().is_some_and(LedgerFile::begin_save);
+        if load_first {
+            if let Some(file) = &self.file {
+                let replayed = file.replay();
+                if !replayed.is_empty() {
+                    tracing::info!(path = %file.path().display(), entries = replayed.len(), "gap ledger file of an earlier process replayed");
                 }
+                self.remember(&replayed);
             }
+            let stored = load(&self.db).await?;
+            self.remember(&stored);
+        }
+        let entries = self.entries();
+        save(&self.db, &entries).await?;
+        if set_aside && let Some(file) = &self.file {
+            file.end_save();
+        }
+        Ok(entries.len())
+    }
+
+    /// Every entry in memory now.
+    fn entries(&self) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = self
+            .losses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(&channel, &id)| Entry::Loss { channel, id })
+            .collect();
+        let refetch = self.refetch.lock().unwrap_or_else(PoisonError::into_inner);
+        for (&channel, ids) in &refetch.by_channel {
+            entries.extend(ids.iter().map(|&id| Entry::Refetch { channel, id }));
         }
         entries
     }
 
-    /// Starts a save: the file so far is set aside (new entries go to a
-    /// fresh one). Returns false when there was nothing to set aside.
-    fn begin_save(&self) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let saving = self.saving_path();
-        if saving.exists() {
-            // A save that failed earlier: it is still set aside, and its
-            // entries are still in memory, so this save covers them too.
-            if self.path.exists() {
-                let _ = append_file(&self.path, &saving);
-                let _ = std::fs::remove_file(&self.path);
-            }
-        } else if std::fs::rename(&self.path, &saving).is_err() {
+    /// A backfill recovered a channel's loss: its stored row goes (if the
+    /// database does not answer, the row stays and costs one more backfill).
+    pub async fn settle_loss(&self, channel_id: i64, id: i64) {
+        let statement = stmt(
+            "DELETE FROM gap_losses WHERE channel_id = $1 AND floor_id >= $2",
+            [channel_id.into(), id.into()],
+        );
+        if let Err(error) = self.db.execute_raw(statement).await {
+            tracing::debug!(channel_id, %error, "could not clear a settled loss from the gap ledger");
+        }
+    }
+
+    /// A backfill read these messages back: their stored rows go.
+    pub async fn settle_refetch(&self, channel_id: i64, ids: &[i64]) {
+        if ids.is_empty() {
+            return;
+        }
+        let statement = stmt(
+            "DELETE FROM gap_refetch WHERE channel_id = $1 AND message_id = ANY($2)",
+            [channel_id.into(), ids.to_vec().into()],
+        );
+        if let Err(error) = self.db.execute_raw(statement).await {
+            tracing::debug!(channel_id, %error, "could not clear read-back messages from the gap ledger");
+        }
+    }
+
+    /// Remembers a message dropped from memory (or gives back a loss taken
+    /// by a backfill that did not finish): the channel's next backfill
+    /// starts below the smallest such id.
+    pub fn note_loss(&self, channel_id: i64, id: i64) {
+        self.remember_loss(channel_id, id);
+        self.append(Entry::Loss {
+            channel: channel_id,
+            id,
+        });
+    }
+
+    fn remember_loss(&self, channel_id: i64, id: i64) {
+        let mut losses = self.losses.lock().unwrap_or_else(PoisonError::into_inner);
+        let floor = losses.entry(channel_id).or_insert(id);
+        *floor = (*floor).min(id);
+    }
+
+    /// Takes the smallest dropped message id of a channel, for a backfill to
+    /// start below it. Give it back with [`Ledger::note_loss`] if the
+    /// backfill fails.
+    pub fn take_loss(&self, channel_id: i64) -> Option<i64> {
+        self.losses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&channel_id)
+    }
+
+    /// Remembers a message whose edit or delete was dropped, so the next
+    /// backfill of its channel reads it back.
+    pub fn note_refetch(&self, channel_id: i64, id: i64) {
+        if self.remember_refetch(channel_id, id) {
+            self.append(Entry::Refetch {
+                channel: channel_id,
+                id,
+            });
+        }
+    }
+
+    /// Returns whether the id is remembered now.
+    fn remember_refetch(&self, channel_id: i64, id: i64) -> bool {
+        let mut refetch = self.refetch.lock().unwrap_or_else(PoisonError::into_inner);
+        if refetch.len >= REFETCH_LIMIT {
+            self.stats.refetch_overflowed();
+            tracing::debug!(
+                message_id = id,
+                limit = REFETCH_LIMIT,
+                "edit or delete dropped and too many already remembered: lost"
+            );
             return false;
         }
-        state.file = None;
-        state.len = 0;
-        state.full_warned = false;
+        if refetch.by_channel.entry(channel_id).or_default().insert(id) {
+            refetch.len += 1;
+            self.stats.refetch_pending(refetch.len);
+        }
         true
     }
 
-    /// Ends a save: what was set aside is now in PostgreSQL.
-    fn end_save(&self) {
-        let _ = std::fs::remove_file(self.saving_path());
+    /// Takes the messages of a channel to read back, oldest first. Give back
+    /// what was not done with [`Ledger::restore_refetch`].
+    pub fn take_refetch(&self, channel_id: i64) -> Vec<i64> {
+        let mut refetch = self.refetch.lock().unwrap_or_else(PoisonError::into_inner);
+        let ids: Vec<i64> = refetch
+            .by_channel
+            .remove(&channel_id)
+            .map(|ids| ids.into_iter().collect())
+            .unwrap_or_default();
+        refetch.len -= ids.len();
+        self.stats.refetch_pending(refetch.len);
+        ids
+    }
+
+    /// Puts back messages taken by a backfill that did not finish.
+    pub fn restore_refetch(&self, channel_id: i64, ids: &[i64]) {
+        for &id in ids {
+            self.note_refetch(channel_id, id);
+        }
     }
 }
 
-/// Appends the contents of `from` to `to`.
-fn append_file(from: &Path, to: &Path) -> std::io::Result<()> {
-    let data = std::fs::read(from)?;
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(to)?
-        .write_all(&data)
-}
-
 /// Writes `entries` to PostgreSQL in one transaction (the smallest loss per
-/// channel wins; a message to read back is kept once), then empties the
-/// file's set-aside part. `entries` must be taken after [`begin_save`]
-/// (see [`crate::gaps::Gaps::save`]).
-pub(crate) async fn save(
-    db: &DatabaseConnection,
-    file: Option<&LedgerFile>,
-    set_aside: bool,
-    entries: &[Entry],
-) -> Result<(), DbErr> {
+/// channel wins; a message to read back is kept once).
+async fn save(db: &DatabaseConnection, entries: &[Entry]) -> Result<(), DbErr> {
     let (mut loss_channels, mut loss_ids, mut channels, mut ids) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for entry in entries {
@@ -219,8 +283,7 @@ pub(crate) async fn save(
     }
     let txn = db.begin().await?;
     if !loss_ids.is_empty() {
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
+        txn.execute_raw(stmt(
             "INSERT INTO gap_losses (channel_id, floor_id) \
              SELECT channel_id, min(floor_id) FROM unnest($1::bigint[], $2::bigint[]) AS t(channel_id, floor_id) \
              GROUP BY channel_id \
@@ -230,33 +293,23 @@ pub(crate) async fn save(
         .await?;
     }
     if !ids.is_empty() {
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
+        txn.execute_raw(stmt(
             "INSERT INTO gap_refetch (channel_id, message_id) \
              SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
             [channels.into(), ids.into()],
         ))
         .await?;
     }
-    txn.commit().await?;
-    if set_aside && let Some(file) = file {
-        file.end_save();
-    }
-    Ok(())
-}
-
-/// Sets the file aside for a save (see [`LedgerFile::begin_save`]).
-pub(crate) fn begin_save(file: Option<&LedgerFile>) -> bool {
-    file.is_some_and(LedgerFile::begin_save)
+    txn.commit().await
 }
 
 /// Every entry stored in PostgreSQL.
-pub(crate) async fn load(db: &DatabaseConnection) -> Result<Vec<Entry>, DbErr> {
+async fn load(db: &DatabaseConnection) -> Result<Vec<Entry>, DbErr> {
     let rows = db
-        .query_all_raw(Statement::from_string(
-            DbBackend::Postgres,
+        .query_all_raw(stmt(
             "SELECT 'L' AS kind, channel_id, floor_id AS id FROM gap_losses \
              UNION ALL SELECT 'R', channel_id, message_id FROM gap_refetch",
+            [],
         ))
         .await?;
     let mut entries = Vec::with_capacity(rows.len());
@@ -271,83 +324,4 @@ pub(crate) async fn load(db: &DatabaseConnection) -> Result<Vec<Entry>, DbErr> {
         });
     }
     Ok(entries)
-}
-
-/// A backfill recovered the channel's loss `id`: its row goes.
-pub(crate) async fn settle_loss(
-    db: &DatabaseConnection,
-    channel: i64,
-    id: i64,
-) -> Result<(), DbErr> {
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "DELETE FROM gap_losses WHERE channel_id = $1 AND floor_id >= $2",
-        [channel.into(), id.into()],
-    ))
-    .await
-    .map(|_| ())
-}
-
-/// A backfill read these messages back: their rows go.
-pub(crate) async fn settle_refetch(
-    db: &DatabaseConnection,
-    channel: i64,
-    ids: &[i64],
-) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "DELETE FROM gap_refetch WHERE channel_id = $1 AND message_id = ANY($2)",
-        [channel.into(), ids.to_vec().into()],
-    ))
-    .await
-    .map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entries_round_trip_through_their_lines() {
-        for entry in [
-            Entry::Loss { channel: 1, id: 2 },
-            Entry::Refetch {
-                channel: i64::MAX,
-                id: 3,
-            },
-        ] {
-            assert_eq!(Entry::parse(entry.line().trim_end()), Some(entry));
-        }
-        assert_eq!(Entry::parse("X 1 2"), None);
-        assert_eq!(Entry::parse("L 1"), None);
-        assert_eq!(Entry::parse("L 1 2 3"), None);
-        assert_eq!(Entry::parse("R a 2"), None);
-    }
-
-    #[test]
-    fn a_file_replays_what_was_appended_and_a_save_in_progress() {
-        let dir = std::env::temp_dir().join(format!("aplus-ledger-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("ledger");
-        let file = LedgerFile::new(path.clone());
-        assert!(file.append(Entry::Loss { channel: 1, id: 10 }));
-        assert!(file.begin_save());
-        // Written after the save began: in the fresh file.
-        assert!(file.append(Entry::Refetch { channel: 1, id: 11 }));
-        std::fs::write(dir.join("ledger.saving"), "L 1 10\ngarbage\n").expect("write");
-        let again = LedgerFile::new(path);
-        assert_eq!(
-            again.replay(),
-            vec![
-                Entry::Loss { channel: 1, id: 10 },
-                Entry::Refetch { channel: 1, id: 11 }
-            ]
-        );
-        file.end_save();
-        assert_eq!(again.replay(), vec![Entry::Refetch { channel: 1, id: 11 }]);
-        std::fs::remove_dir_all(&dir).expect("clean up");
-    }
 }

@@ -9,13 +9,18 @@
 //! what is queued as one transaction (each row with its `message.created`
 //! event, via the `outbox` crate), then NOTIFYs. Edits and deletes become
 //! events the same way. While PostgreSQL is unreachable the writer
-//! holds writes in a bounded [`buffer`] and retries; on every READY and
-//! RESUMED, and after every outage, the [`backfill`] pages Discord's history
-//! from the last stored id of each channel through the bot's own [`rest`]
-//! client, so whatever the gateway or the buffer dropped is read again.
+//! holds writes in a bounded [`buffer`] and retries; what does not fit goes
+//! to the gap [`ledger`]. On every READY and RESUMED, and after every
+//! outage, the [`backfill`] pages Discord's history from the last stored id
+//! of each channel (or below a ledger entry) through the bot's own [`rest`]
+//! client, so whatever the gateway or the buffer dropped is read again; the
+//! scheduled [`sweep`] does the same for a trailing window. Every read the
+//! bot makes of `messages` is in [`reads`].
 //!
-//! [`run`] is the service; [`ingest()`] stores one message, for tests and
-//! tools. Counters ([`stats`]) are exported as `aplus_bot_*` metrics.
+//! [`Bot::build`] checks the configuration and wires the parts, and
+//! [`Bot::run`] runs them until shutdown; [`ingest()`] stores one message,
+//! for tests and tools. Counters ([`stats`]) are exported as `aplus_bot_*`
+//! metrics.
 
 pub mod backfill;
 pub mod buffer;
@@ -23,12 +28,12 @@ pub mod channels;
 pub mod config;
 pub mod convert;
 pub mod error;
-pub mod gaps;
 pub mod gateway;
 pub mod handler;
 pub mod ingest;
 pub mod ledger;
 pub mod metrics;
+pub mod reads;
 pub mod rest;
 mod run;
 pub mod stats;

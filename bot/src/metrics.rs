@@ -1,5 +1,5 @@
 //! Every metric the bot exports, registered at start with its help text and
-//! its known label values (by `Bot::new`), so alerts
+//! its known label values (by `Bot::build`), so alerts
 //! and `rate()` see each series from the first scrape. The values are
 //! recorded by [`crate::stats`] and the writer.
 

@@ -7,15 +7,17 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 use service::Health;
 use service::db::{PoolSettings, connect};
+use service::retry::{Backoff, LogPolicy, until_ok};
 use service::shutdown::Deadline;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backfill::Backfiller;
+use crate::backfill::{BackfillSettings, Backfiller};
 use crate::channels::Channels;
 use crate::config::{BotConfig, Shards};
 use crate::error::{BotError, error_chain};
 use crate::gateway;
+use crate::ledger::Ledger;
 use crate::rest::Rest;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::sweep::{SweepSettings, Sweeper};
@@ -34,6 +36,7 @@ pub struct Bot {
     health: Health,
     rest: Rest,
     channels: Arc<Channels>,
+    ledger: Arc<Ledger>,
     writer: Arc<Writer>,
     backfiller: Arc<Backfiller>,
     sweeper: Arc<Sweeper>,
@@ -98,8 +101,9 @@ impl BotHandle {
 
 impl Bot {
     /// Builds the bot: a lazy database pool (the bot starts while PostgreSQL
-    /// is down), the REST client and the shared state. Connects to nothing yet.
-    pub fn new(config: BotConfig) -> Result<Bot, BotError> {
+    /// is down), the REST client and the shared state, after checking the
+    /// configuration. Connects to nothing yet.
+    pub fn build(config: BotConfig) -> Result<Bot, BotError> {
         // Metrics recorded before the recorder exists are lost; every
         // series starts at its zero before anything records.
         crate::metrics::install();
@@ -130,31 +134,38 @@ impl Bot {
             rest.clone(),
             health.clone(),
         ));
-        let mut writer = Writer::new(
+        let mut ledger = Ledger::new(db.clone(), Arc::clone(&stats));
+        if let Some(path) = config.ledger_path() {
+            ledger = ledger.with_file(path);
+        }
+        let ledger = Arc::new(ledger);
+        let writer = Arc::new(Writer::new(
             db.clone(),
             write_db,
+            Arc::clone(&ledger),
             config.buffer,
             config.write_queue,
             config.retry_max,
             Arc::clone(&stats),
-        );
-        if let Some(path) = config.ledger_path() {
-            writer = writer.with_ledger_file(path);
-        }
-        let writer = Arc::new(writer);
+        ));
         let backfiller = Arc::new(Backfiller::new(
             Arc::clone(&writer),
+            db.clone(),
+            Arc::clone(&ledger),
             rest.clone(),
             Arc::clone(&channels),
             Arc::clone(&stats),
-            config.keep_bot_messages,
-            config.backfill_overlap,
+            BackfillSettings {
+                keep_bot_messages: config.keep_bot_messages,
+                overlap: config.backfill_overlap,
+            },
             tasks_stop.clone(),
         ));
         let sweeper = Arc::new(Sweeper::new(
             Arc::clone(&backfiller),
             Arc::clone(&channels),
             Arc::clone(&writer),
+            db.clone(),
             SweepSettings {
                 schedule: config.sweep_schedule.clone(),
                 window: config.sweep_window,
@@ -170,6 +181,7 @@ impl Bot {
             health,
             rest,
             channels,
+            ledger,
             writer,
             backfiller,
             sweeper,
@@ -202,6 +214,7 @@ impl Bot {
             health,
             rest,
             channels,
+            ledger,
             writer,
             backfiller,
             sweeper,
@@ -244,6 +257,7 @@ impl Bot {
         tasks.spawn(Arc::clone(&writer).drain_loop(tasks_stop.clone()));
         tasks.spawn(recovery_loop(
             Arc::clone(&writer),
+            Arc::clone(&ledger),
             Arc::clone(&backfiller),
             tasks_stop.clone(),
         ));
@@ -253,14 +267,11 @@ impl Bot {
             db.clone(),
             tasks_stop.clone(),
         ));
-        {
-            let (writer, backfiller, stop) = (
-                Arc::clone(&writer),
-                Arc::clone(&backfiller),
-                tasks_stop.clone(),
-            );
-            tasks.spawn(async move { load_ledger(&writer, &backfiller, &stop).await });
-        }
+        tasks.spawn(load_ledger(
+            Arc::clone(&ledger),
+            Arc::clone(&backfiller),
+            tasks_stop.clone(),
+        ));
         tasks.spawn(Arc::clone(&sweeper).run());
 
         let in_flight = TaskTracker::new();
@@ -376,35 +387,23 @@ impl Bot {
 
 /// Runs the bot until `shutdown` fires or the gateway fails for good.
 pub async fn run(config: BotConfig, shutdown: CancellationToken) -> Result<(), BotError> {
-    Bot::new(config)?.run(shutdown).await
+    Bot::build(config)?.run(shutdown).await
 }
 
 /// Waits until the API answers `GET /gateway`; false if `shutdown` fired first.
 async fn wait_for_api(rest: &Rest, shutdown: &CancellationToken) -> bool {
-    let retry = outbox::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    let mut attempt = 0;
-    loop {
-        let answer = tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            answer = rest.gateway() => answer,
-        };
-        match answer {
-            Ok(url) => {
-                tracing::debug!(gateway = %url, "the simulator answers");
-                return true;
-            }
-            Err(error) => {
-                attempt += 1;
-                if attempt == 1 {
-                    tracing::warn!(error = %error_chain(&error), "the simulator's API does not answer yet; waiting for it before connecting");
-                }
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(retry.delay(attempt)) => {}
-        }
+    let url = until_ok(
+        "reaching the simulator's API (the gateway waits for it)",
+        Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
+        LogPolicy::First,
+        shutdown,
+        || async { rest.gateway().await.map_err(|e| error_chain(&e)) },
+    )
+    .await;
+    if let Some(url) = &url {
+        tracing::debug!(gateway = %url, "the simulator answers");
     }
+    url.is_some()
 }
 
 /// Logs what `/gateway/bot` says about sharding and identifying, and warns
@@ -448,7 +447,12 @@ async fn identify_budget(client: &serenity::Client, shards: Shards) {
 }
 
 /// Backfills every channel each time a database outage ends.
-async fn recovery_loop(writer: Arc<Writer>, backfiller: Arc<Backfiller>, stop: CancellationToken) {
+async fn recovery_loop(
+    writer: Arc<Writer>,
+    ledger: Arc<Ledger>,
+    backfiller: Arc<Backfiller>,
+    stop: CancellationToken,
+) {
     let recovered = writer.recovered();
     loop {
         tokio::select! {
@@ -456,7 +460,7 @@ async fn recovery_loop(writer: Arc<Writer>, backfiller: Arc<Backfiller>, stop: C
             _ = recovered.notified() => {
                 // The ledger first: a bot killed during the backfills that
                 // follow must still find it.
-                if let Err(error) = writer.save_ledger(false).await {
+                if let Err(error) = ledger.save(false).await {
                     tracing::warn!(%error, "could not save the gap ledger; its file keeps it");
                 }
                 backfiller.request_all("database recovered");
@@ -479,62 +483,47 @@ async fn start_up_checks(
         .filter(|(_, s)| matches!(s, crate::channels::ChannelState::Readable { .. }))
         .count();
     tracing::info!(readable, listed = states.len(), "channel check done");
-    let retry = outbox::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-    let mut attempt = 0;
-    loop {
-        match channels.load_known_threads(&db).await {
-            Ok(0) => return,
-            Ok(threads) => {
-                tracing::info!(
-                    threads,
-                    "watching threads that already have stored messages"
-                );
-                backfiller.request_all("known threads");
-                return;
-            }
-            Err(error) => {
-                attempt += 1;
-                if attempt == 1 {
-                    tracing::warn!(error = %error_chain(&error), "could not list the threads with stored messages; retrying until the database answers");
-                }
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(retry.delay(attempt)) => {}
-        }
+    let threads = until_ok(
+        "listing the threads with stored messages (until the database answers)",
+        Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
+        LogPolicy::First,
+        &stop,
+        || async {
+            channels
+                .load_known_threads(&db)
+                .await
+                .map_err(|e| error_chain(&e))
+        },
+    )
+    .await;
+    if let Some(threads @ 1..) = threads {
+        tracing::info!(
+            threads,
+            "watching threads that already have stored messages"
+        );
+        backfiller.request_all("known threads");
     }
 }
 
 /// Reads back the gap ledger an earlier process left in PostgreSQL (and
 /// writes there what its file held), retrying until the database answers,
 /// then backfills every channel if it held anything.
-async fn load_ledger(writer: &Writer, backfiller: &Arc<Backfiller>, stop: &CancellationToken) {
-    let retry = outbox::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-    let mut attempt = 0;
-    loop {
-        match writer.save_ledger(true).await {
-            Ok(0) => return,
-            Ok(entries) => {
-                metrics::counter!("aplus_bot_gap_ledger_loaded_total").increment(entries as u64);
-                tracing::info!(
-                    entries,
-                    "gap ledger of an earlier process loaded; backfilling"
-                );
-                backfiller.request_all("gap ledger loaded");
-                return;
-            }
-            Err(error) => {
-                attempt += 1;
-                if attempt == 1 {
-                    tracing::warn!(%error, "could not load the gap ledger; retrying until the database answers");
-                }
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(retry.delay(attempt)) => {}
-        }
+async fn load_ledger(ledger: Arc<Ledger>, backfiller: Arc<Backfiller>, stop: CancellationToken) {
+    let entries = until_ok(
+        "loading the gap ledger (until the database answers)",
+        Backoff::new(Duration::from_millis(500), Duration::from_secs(10)),
+        LogPolicy::First,
+        &stop,
+        || ledger.save(true),
+    )
+    .await;
+    if let Some(entries @ 1..) = entries {
+        metrics::counter!("aplus_bot_gap_ledger_loaded_total").increment(entries as u64);
+        tracing::info!(
+            entries,
+            "gap ledger of an earlier process loaded; backfilling"
+        );
+        backfiller.request_all("gap ledger loaded");
     }
 }
 

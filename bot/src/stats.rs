@@ -61,31 +61,6 @@ impl std::fmt::Display for Rejection {
     }
 }
 
-/// What an edit did, for counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EditOutcome {
-    /// Text or edit time changed: `message.updated` written.
-    Updated,
-    /// Nothing that matters changed (a link preview, a replay).
-    Unchanged,
-    /// The message is not stored and the update did not carry all of it.
-    Unknown,
-    /// The message was not stored; the update carried all of it, so it was
-    /// stored as its create.
-    StoredAsCreate,
-}
-
-/// What a delete did, for counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteOutcome {
-    /// Marked deleted: `message.deleted` written.
-    Deleted,
-    /// It was deleted already (a replayed delete).
-    AlreadyDeleted,
-    /// Not stored yet: a tombstone keeps its late create deleted.
-    Tombstoned,
-}
-
 /// Counters of one bot instance. Each increment also goes to the global
 /// metrics recorder, so `/metrics` shows the same numbers.
 #[derive(Debug, Default)]
@@ -144,12 +119,12 @@ pub struct StatsSnapshot {
     pub undecodable: u64,
     pub channel_lookup_failed: u64,
     pub database_rejected: u64,
-    /// Edits, by outcome (see [`EditOutcome`]).
+    /// Edits, by outcome (see [`EditResult`]).
     pub edits_updated: u64,
     pub edits_unchanged: u64,
     pub edits_unknown: u64,
     pub edits_stored_as_create: u64,
-    /// Deletes, by outcome (see [`DeleteOutcome`]).
+    /// Deletes, by outcome (see [`Deleted`]).
     pub deletes_deleted: u64,
     pub deletes_already_deleted: u64,
     pub deletes_tombstoned: u64,
@@ -274,23 +249,23 @@ impl Stats {
     }
 
     /// An edit was applied (or not).
-    pub fn edit(&self, outcome: EditOutcome) {
-        let (index, label) = match outcome {
-            EditOutcome::Updated => (0, "updated"),
-            EditOutcome::Unchanged => (1, "unchanged"),
-            EditOutcome::Unknown => (2, "unknown"),
-            EditOutcome::StoredAsCreate => (3, "stored_as_create"),
+    pub fn edit(&self, result: &EditResult) {
+        let (index, label) = match result {
+            EditResult::Edit(Edited::Updated { .. }) => (0, "updated"),
+            EditResult::Edit(Edited::Unchanged) => (1, "unchanged"),
+            EditResult::Edit(Edited::Unknown) => (2, "unknown"),
+            EditResult::StoredAsCreate(_) => (3, "stored_as_create"),
         };
         bump(&self.edits[index], 1);
         metrics::counter!("aplus_bot_edits_total", "outcome" => label).increment(1);
     }
 
     /// A delete was applied (or not).
-    pub fn delete(&self, outcome: DeleteOutcome) {
-        let (index, label) = match outcome {
-            DeleteOutcome::Deleted => (0, "deleted"),
-            DeleteOutcome::AlreadyDeleted => (1, "already_deleted"),
-            DeleteOutcome::Tombstoned => (2, "tombstoned"),
+    pub fn delete(&self, deleted: &Deleted) {
+        let (index, label) = match deleted {
+            Deleted::Deleted { .. } => (0, "deleted"),
+            Deleted::AlreadyDeleted => (1, "already_deleted"),
+            Deleted::Tombstoned => (2, "tombstoned"),
         };
         bump(&self.deletes[index], 1);
         metrics::counter!("aplus_bot_deletes_total", "outcome" => label).increment(1);
@@ -482,19 +457,8 @@ impl Stats {
                     count_recorded(r, *source);
                 }
             }
-            Applied::Edited(EditResult::Edit(edited)) => self.edit(match edited {
-                Edited::Updated { .. } => EditOutcome::Updated,
-                Edited::Unchanged => EditOutcome::Unchanged,
-                Edited::Unknown => EditOutcome::Unknown,
-            }),
-            Applied::Edited(EditResult::StoredAsCreate(_)) => {
-                self.edit(EditOutcome::StoredAsCreate)
-            }
-            Applied::Deleted(deleted) => self.delete(match deleted {
-                Deleted::Deleted { .. } => DeleteOutcome::Deleted,
-                Deleted::AlreadyDeleted => DeleteOutcome::AlreadyDeleted,
-                Deleted::Tombstoned => DeleteOutcome::Tombstoned,
-            }),
+            Applied::Edited(result) => self.edit(result),
+            Applied::Deleted(deleted) => self.delete(deleted),
         }
     }
 }

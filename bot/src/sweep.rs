@@ -7,7 +7,7 @@
 //! largest stored id, would not look below it anyway. So on a cron schedule
 //! the bot reads each watched channel's (and known thread's) history for a
 //! trailing window and compares it with what is stored, through the same
-//! page-and-diff code as a backfill ([`Backfiller::sweep_channel`]):
+//! page-and-diff code as a backfill (`Backfiller::sweep_channel`):
 //! missing messages are stored with their events (source `sweep`), newer
 //! edits applied, stored messages Discord no longer lists marked deleted.
 //!
@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone as _, Utc};
-use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+use outbox::sql::stmt;
+use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -38,9 +39,6 @@ use crate::convert;
 use crate::error::error_chain;
 use crate::rest::RestError;
 use crate::writer::Writer;
-
-/// Every 10 minutes.
-pub const DEFAULT_SCHEDULE: &str = "*/10 * * * *";
 
 /// A message this recent may still be on its way through the gateway: one
 /// the sweep stores is not counted as missing.
@@ -157,17 +155,21 @@ pub struct Sweeper {
     backfiller: Arc<Backfiller>,
     channels: Arc<Channels>,
     writer: Arc<Writer>,
+    /// Where each sweep is recorded (the shared pool).
+    db: DatabaseConnection,
     settings: SweepSettings,
     counts: Arc<SweepCounts>,
     shutdown: CancellationToken,
 }
 
 impl Sweeper {
-    /// A sweeper that stops when `shutdown` fires.
+    /// A sweeper that stops when `shutdown` fires; it skips while `writer`
+    /// is in an outage and records each sweep on `db`.
     pub fn new(
         backfiller: Arc<Backfiller>,
         channels: Arc<Channels>,
         writer: Arc<Writer>,
+        db: DatabaseConnection,
         settings: SweepSettings,
         shutdown: CancellationToken,
     ) -> Self {
@@ -175,6 +177,7 @@ impl Sweeper {
             backfiller,
             channels,
             writer,
+            db,
             settings,
             counts: Arc::new(SweepCounts::default()),
             shutdown,
@@ -344,8 +347,7 @@ impl Sweeper {
             })
             .collect();
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let statement = Statement::from_sql_and_values(
-            DbBackend::Postgres,
+        let statement = stmt(
             "INSERT INTO upstream_sweeps (channel_id, window_start, window_end, listed, missing, \
              edits, deletes, duration_ms, listed_by_hour, error) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -364,7 +366,7 @@ impl Sweeper {
                 error.map(str::to_owned).into(),
             ],
         );
-        if let Err(error) = self.writer.db().execute_raw(statement).await {
+        if let Err(error) = self.db.execute_raw(statement).await {
             tracing::warn!(channel_id = outcome.channel_id, %error, "could not record a sweep");
         }
     }
@@ -376,7 +378,8 @@ mod tests {
 
     #[test]
     fn schedules_read_crontab_lines_cron_lines_and_off() {
-        let every_ten = SweepSchedule::parse(DEFAULT_SCHEDULE).expect("valid");
+        let every_ten =
+            SweepSchedule::parse(crate::config::defaults::SWEEP_SCHEDULE).expect("valid");
         let at = Utc
             .with_ymd_and_hms(2026, 12, 5, 7, 3, 0)
             .single()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bot::convert::Update;
 use bot::ingest::{self, Applied, EditResult, Write};
+use bot::ledger::Ledger;
 use bot::stats::Stats;
 use bot::writer::Writer;
 use outbox::payload::Source;
@@ -47,12 +48,18 @@ fn writer_pool(t: &TestDb) -> DatabaseConnection {
     t.pool(&settings)
 }
 
+/// An empty gap ledger on the test database.
+fn ledger(t: &TestDb, stats: &Arc<Stats>) -> Arc<Ledger> {
+    Arc::new(Ledger::new(t.db.clone(), Arc::clone(stats)))
+}
+
 /// A writer on the test database with its write loop running.
 fn running_writer(t: &TestDb, queue: usize) -> (Arc<Writer>, Arc<Stats>, CancellationToken) {
     let stats = Arc::new(Stats::default());
     let writer = Arc::new(Writer::new(
         t.db.clone(),
         writer_pool(t),
+        ledger(t, &stats),
         100,
         queue,
         Duration::from_millis(100),
@@ -264,6 +271,7 @@ async fn at_shutdown_the_writer_writes_what_is_queued_and_counts_what_comes_afte
     let writer = Arc::new(Writer::new(
         t.db.clone(),
         writer_pool(&t),
+        ledger(&t, &stats),
         100,
         1_000,
         Duration::from_millis(100),

@@ -2,11 +2,9 @@
 //! undecodable snowflakes, rate limits and server errors on history reads,
 //! bot authors, unreadable channels.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{WAIT, one, start, start_ready, wait_count, world};
+use crate::common::{self, WAIT, one, start, start_ready, wait_count, world};
 use discord_sim::{Author, NewMessage, RestFault, Target};
 use serde_json::json;
 use testkit::TestDb;

@@ -13,66 +13,43 @@
 //! of round trips per group instead of seven per message, and a busy queue
 //! is never mistaken for a database outage.
 //!
-//! When a group fails for a reason that may pass (the connection, not the
-//! data), an outage begins: the group's writes and every later one go to
-//! the bounded [`Buffer`] in arrival order, and [`Writer::drain_loop`]
-//! retries them with exponential backoff and jitter, merging runs of creates
-//! into one transaction. When a group fails on its data, it is split in
-//! halves until the write PostgreSQL refuses stands alone; only that one is
-//! rejected and counted. When the buffer is full, new writes are dropped
-//! from memory and counted; Discord's history still has the messages, and
-//! the smallest dropped id of each channel is remembered so that the next
-//! backfill starts below it (writes finish out of order, so it may lie below
-//! the channel's largest stored id). A dropped edit or delete is not in
-//! history as an event, so its message id is remembered instead (up to
-//! [`crate::gaps::REFETCH_LIMIT`] ids) and the next backfill of its channel reads the
-//! message back (`GET /channels/{id}/messages/{id}`): its current text is
-//! applied as an edit, and "unknown message" as a delete. Once the buffer is
-//! empty and the database answers, the outage ends and [`Writer::recovered`]
-//! fires, so the caller backfills every channel.
-//!
-//! Logging stays under one line a second however long the outage: the first
-//! failure, the first overflow, a summary every [`SUMMARY_INTERVAL`], and one
-//! line at recovery.
+//! When a group fails on its data, it is split in halves until the write
+//! PostgreSQL refuses stands alone; only that one is rejected and counted.
+//! When it fails for a reason that may pass (the connection, not the data),
+//! an outage begins (`outage`): the group's writes and every later one
+//! wait in the bounded [`Buffer`] and are retried; what does not fit is
+//! dropped from memory and recorded in the gap [`Ledger`], from which the
+//! next backfills recover it.
+
+mod outage;
+
+pub use outage::SUMMARY_INTERVAL;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use outbox::{Backoff, OutboxError};
-use sea_orm::{ConnectionTrait as _, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::buffer::Buffer;
 use crate::error::error_chain;
-use crate::gaps::Gaps;
 use crate::ingest::{self, Applied, Outcome, Write};
-use crate::ledger::Entry;
+use crate::ledger::Ledger;
 use crate::stats::{Rejection, Stats};
-
-/// How often a continuing outage is summarised in the log.
-pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The most queued writes committed as one transaction. Large enough that a
 /// burst costs a few round trips per hundreds of messages; small enough that
 /// one group's statement and its parameters stay a few megabytes.
 pub const GROUP_MAX: usize = 500;
 
-/// The state of an outage, for its log lines.
-#[derive(Debug)]
-struct Outage {
-    since: Instant,
-    last_summary: Instant,
-    overflowed: u64,
-    buffered: u64,
-}
-
 /// Applies writes, holding them through database outages.
 #[derive(Debug)]
 pub struct Writer {
-    /// The shared pool: backfill pages and the outage drain.
+    /// The shared pool: writes made now (backfill pages) and the outage drain.
     db: DatabaseConnection,
     /// The writer task's own one-connection pool (see [`Writer::new`]).
     write_db: DatabaseConnection,
@@ -89,17 +66,18 @@ pub struct Writer {
     stats: Arc<Stats>,
     retry: Backoff,
     down: AtomicBool,
-    outage: Mutex<Option<Outage>>,
+    outage: Mutex<Option<outage::Outage>>,
     wake: Notify,
     recovered: Arc<Notify>,
     /// What was dropped from memory, for the next backfills.
-    gaps: Gaps,
+    ledger: Arc<Ledger>,
     notify_failures: AtomicU64,
 }
 
 impl Writer {
     /// A writer whose queue holds `queue` writes and whose outage buffer
-    /// holds `capacity`; retries back off up to `retry_max`.
+    /// holds `capacity`; retries back off up to `retry_max`; what an outage
+    /// drops from memory goes to `ledger`.
     ///
     /// `db` is the shared pool (backfill pages, the outage drain); `write_db`
     /// is the writer task's alone, with one connection. sea-orm runs a
@@ -113,6 +91,7 @@ impl Writer {
     pub fn new(
         db: DatabaseConnection,
         write_db: DatabaseConnection,
+        ledger: Arc<Ledger>,
         capacity: usize,
         queue: usize,
         retry_max: Duration,
@@ -122,7 +101,6 @@ impl Writer {
         stats.write_queue_depth(0);
         metrics::gauge!("aplus_bot_buffer_capacity").set(capacity as f64);
         metrics::gauge!("aplus_bot_write_queue_capacity").set(queue.max(1) as f64);
-        let gaps = Gaps::new(Arc::clone(&stats));
         let (sender, receiver) = mpsc::channel(queue.max(1));
         Self {
             db,
@@ -141,14 +119,9 @@ impl Writer {
             outage: Mutex::new(None),
             wake: Notify::new(),
             recovered: Arc::new(Notify::new()),
-            gaps,
+            ledger,
             notify_failures: AtomicU64::new(0),
         }
-    }
-
-    /// The database connection.
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
     }
 
     /// Fires each time an outage ends (the buffer is drained and the database answers).
@@ -324,119 +297,6 @@ impl Writer {
         }
     }
 
-    /// Records that the database failed; the first failure of an outage is logged.
-    pub fn begin_outage(&self, error: &OutboxError) {
-        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
-        if outage.is_none() {
-            let now = Instant::now();
-            *outage = Some(Outage {
-                since: now,
-                last_summary: now,
-                overflowed: 0,
-                buffered: 0,
-            });
-            self.down.store(true, Ordering::Release);
-            self.stats.outage_began();
-            metrics::gauge!("aplus_bot_database_up").set(0.0);
-            tracing::warn!(
-                error = %error_chain(error),
-                buffer_capacity = self.buffer.capacity(),
-                "database unreachable: holding writes in memory and retrying; \
-                 what does not fit is recovered from Discord history afterwards"
-            );
-        }
-        drop(outage);
-        self.wake.notify_one();
-    }
-
-    fn enqueue(&self, write: Write) {
-        // Written down before it is held: a process killed during the
-        // outage loses its buffer, and the next one must know what was in it.
-        let entries = ledger_entries(&write);
-        self.gaps.write_down(&entries);
-        match self.buffer.push(write) {
-            Ok(depth) => {
-                self.stats.buffer_depth(depth);
-                if let Some(outage) = self
-                    .outage
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .as_mut()
-                {
-                    outage.buffered += 1;
-                }
-            }
-            Err(write) => {
-                self.stats.buffer_overflowed();
-                self.gaps.remember(&entries);
-                let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
-                let first = match outage.as_mut() {
-                    Some(o) => {
-                        o.overflowed += 1;
-                        o.overflowed == 1
-                    }
-                    None => true,
-                };
-                if first {
-                    tracing::warn!(
-                        capacity = self.buffer.capacity(),
-                        message_id = write.message_id(),
-                        "outage buffer full: dropping new writes from memory; \
-                         backfill recovers the messages after the outage"
-                    );
-                }
-            }
-        }
-        self.wake.notify_one();
-    }
-
-    /// Takes the messages of a channel to read back, oldest first. Give back
-    /// what was not done with [`Writer::restore_refetch`].
-    pub fn take_refetch(&self, channel_id: i64) -> Vec<i64> {
-        self.gaps.take_refetch(channel_id)
-    }
-
-    /// Puts back messages taken by a backfill that did not finish.
-    pub fn restore_refetch(&self, channel_id: i64, ids: &[i64]) {
-        self.gaps.restore_refetch(channel_id, ids)
-    }
-
-    /// Takes the smallest dropped message id of a channel, for a backfill to
-    /// start below it. Give it back with [`Writer::restore_loss`] if the
-    /// backfill fails.
-    pub fn take_loss(&self, channel_id: i64) -> Option<i64> {
-        self.gaps.take_loss(channel_id)
-    }
-
-    /// Puts back a loss taken by a backfill that did not finish.
-    pub fn restore_loss(&self, channel_id: i64, id: i64) {
-        self.gaps.note_loss(channel_id, id)
-    }
-
-    /// Keeps the gap ledger in the file at `path` while the database is
-    /// down, taking in what an earlier process left there.
-    #[must_use]
-    pub fn with_ledger_file(mut self, path: std::path::PathBuf) -> Self {
-        self.gaps = self.gaps.with_file(path);
-        self
-    }
-
-    /// Writes the gap ledger to PostgreSQL (reading back what is stored
-    /// there first when `load_first`). Returns how many entries it holds.
-    pub async fn save_ledger(&self, load_first: bool) -> Result<usize, sea_orm::DbErr> {
-        self.gaps.save(&self.db, load_first).await
-    }
-
-    /// A backfill recovered a channel's loss; the ledger forgets it.
-    pub async fn settle_loss(&self, channel_id: i64, id: i64) {
-        self.gaps.settle_loss(&self.db, channel_id, id).await;
-    }
-
-    /// A backfill read these messages back; the ledger forgets them.
-    pub async fn settle_refetch(&self, channel_id: i64, ids: &[i64]) {
-        self.gaps.settle_refetch(&self.db, channel_id, ids).await;
-    }
-
     fn reject(&self, write: &Write, error: &OutboxError) {
         let count = match write {
             Write::Many { messages, .. } => messages.len(),
@@ -472,171 +332,6 @@ impl Writer {
             }
         }
     }
-
-    /// Retries buffered writes and probes the database during an outage,
-    /// until `shutdown`.
-    pub async fn drain_loop(self: Arc<Self>, shutdown: CancellationToken) {
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {}
-            }
-            self.drain(&shutdown).await;
-        }
-    }
-
-    /// Drains the buffer and ends the outage once the database answers.
-    /// Returns early (leaving the rest buffered) when `stop` fires.
-    async fn drain(&self, stop: &CancellationToken) {
-        let mut attempt: u32 = 0;
-        let mut one_at_a_time = false;
-        loop {
-            if stop.is_cancelled() {
-                return;
-            }
-            let next = if one_at_a_time {
-                // A merged batch failed on its data: isolate the culprit.
-                self.buffer.peek_single()
-            } else {
-                self.buffer.peek_batch()
-            };
-            let result = match &next {
-                Some((write, _)) => ingest::apply(&self.db, std::slice::from_ref(write))
-                    .await
-                    .map(Some),
-                None if self.is_down() => self
-                    .db
-                    .execute_unprepared("SELECT 1")
-                    .await
-                    .map(|_| None)
-                    .map_err(OutboxError::from),
-                None => return,
-            };
-            match (result, next) {
-                (Ok(Some(outcome)), Some((_, count))) => {
-                    self.account(&outcome);
-                    let depth = self.buffer.pop(count);
-                    self.stats.buffer_depth(depth);
-                    attempt = 0;
-                    one_at_a_time = false;
-                }
-                (Ok(_), _) => {
-                    self.end_outage();
-                    attempt = 0;
-                }
-                (Err(error), Some((write, count))) if ingest::is_permanent(&error) => {
-                    if count > 1 {
-                        one_at_a_time = true;
-                    } else {
-                        self.reject(&write, &error);
-                        let depth = self.buffer.pop(1);
-                        self.stats.buffer_depth(depth);
-                        one_at_a_time = false;
-                    }
-                }
-                (Err(error), _) => {
-                    self.begin_outage(&error);
-                    attempt = attempt.saturating_add(1);
-                    self.summarise(&error);
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(self.retry.delay(attempt)) => {}
-                    }
-                }
-            }
-        }
-    }
-
-    /// Logs where a continuing outage stands, at most every [`SUMMARY_INTERVAL`].
-    fn summarise(&self, error: &OutboxError) {
-        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(outage) = outage.as_mut()
-            && outage.last_summary.elapsed() >= SUMMARY_INTERVAL
-        {
-            outage.last_summary = Instant::now();
-            tracing::warn!(
-                down_for_s = outage.since.elapsed().as_secs(),
-                buffered = self.buffer.len(),
-                overflowed = outage.overflowed,
-                error = %error_chain(error),
-                "database still unreachable; retrying"
-            );
-        }
-    }
-
-    fn end_outage(&self) {
-        let outage = self
-            .outage
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        self.down.store(false, Ordering::Release);
-        metrics::gauge!("aplus_bot_database_up").set(1.0);
-        if let Some(outage) = outage {
-            tracing::info!(
-                down_for_ms = outage.since.elapsed().as_millis() as u64,
-                buffered = outage.buffered,
-                overflowed = outage.overflowed,
-                "database reachable again: buffer drained; backfilling every channel"
-            );
-            self.recovered.notify_one();
-        }
-    }
-
-    /// On shutdown: tries to store what is buffered until `deadline`, then
-    /// reports what is left (messages come back through backfill at the
-    /// next start; buffered edits and deletes do not).
-    pub async fn flush(&self, deadline: Duration) {
-        if self.buffer.is_empty() {
-            return;
-        }
-        let stop = CancellationToken::new();
-        let timer = stop.clone();
-        let guard = tokio::spawn(async move {
-            tokio::time::sleep(deadline).await;
-            timer.cancel();
-        });
-        self.drain(&stop).await;
-        guard.abort();
-        let left = self.buffer.len();
-        if left > 0 {
-            tracing::warn!(
-                left,
-                "stopping with writes still buffered; their messages are backfilled at the next start"
-            );
-        }
-    }
-}
-
-/// What the gap ledger must know should `write` be dropped from memory: per
-/// channel, the id of each message (writes finish out of order, one may wait
-/// on the pool while a later one is buffered, so a dropped message can lie
-/// below the channel's largest stored id and the next backfill must start
-/// below it); for an edit or a delete, which is not in history as an event,
-/// the message to read back.
-fn ledger_entries(write: &Write) -> Vec<Entry> {
-    match write {
-        Write::Create { message, .. } => vec![Entry::Loss {
-            channel: message.channel_id,
-            id: message.id,
-        }],
-        Write::Many { messages, .. } => messages
-            .iter()
-            .map(|m| Entry::Loss {
-                channel: m.channel_id,
-                id: m.id,
-            })
-            .collect(),
-        Write::Edit(update) => vec![Entry::Refetch {
-            channel: update.channel_id,
-            id: update.edit.id,
-        }],
-        Write::Delete { id, channel_id } => vec![Entry::Refetch {
-            channel: *channel_id,
-            id: *id,
-        }],
-    }
 }
 
 #[cfg(test)]
@@ -648,7 +343,7 @@ mod tests {
 
     /// A writer with a buffer of one whose database is unreachable: nothing
     /// listens on port 1, so every write fails at once, like an outage.
-    fn writer_in_an_outage() -> (Arc<Writer>, Arc<Stats>) {
+    fn writer_in_an_outage() -> (Arc<Writer>, Arc<Ledger>, Arc<Stats>) {
         let mut settings = PoolSettings::new("aplus-bot-test", 1);
         settings.acquire_timeout = Duration::from_millis(200);
         let db = connect(
@@ -657,16 +352,18 @@ mod tests {
         )
         .expect("the url parses");
         let stats = Arc::new(Stats::default());
+        let ledger = Arc::new(Ledger::new(db.clone(), Arc::clone(&stats)));
         let writer = Arc::new(Writer::new(
             db.clone(),
             db,
+            Arc::clone(&ledger),
             1,
             4,
             Duration::from_millis(100),
             Arc::clone(&stats),
         ));
         tokio::spawn(Arc::clone(&writer).write_loop(CancellationToken::new()));
-        (writer, stats)
+        (writer, ledger, stats)
     }
 
     /// Submits a write and waits until the writer task has handled it.
@@ -677,7 +374,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_dropped_from_the_full_buffer_is_remembered_for_the_next_backfill() {
-        let (writer, stats) = writer_in_an_outage();
+        let (writer, ledger, stats) = writer_in_an_outage();
 
         written(&writer, create(20, 1000)).await;
         assert!(writer.is_down());
@@ -688,16 +385,16 @@ mod tests {
         written(&writer, create(30, 5)).await;
         assert_eq!(writer.buffered(), 1, "the buffer keeps its bound");
         assert_eq!(stats.snapshot().buffer_overflow, 3);
-        assert_eq!(writer.take_loss(20), Some(900));
-        assert_eq!(writer.take_loss(20), None, "taken once");
-        writer.restore_loss(20, 950);
-        assert_eq!(writer.take_loss(20), Some(950));
-        assert_eq!(writer.take_loss(30), Some(5));
+        assert_eq!(ledger.take_loss(20), Some(900));
+        assert_eq!(ledger.take_loss(20), None, "taken once");
+        ledger.note_loss(20, 950);
+        assert_eq!(ledger.take_loss(20), Some(950));
+        assert_eq!(ledger.take_loss(30), Some(5));
     }
 
     #[tokio::test]
     async fn an_edit_or_delete_dropped_from_the_full_buffer_is_remembered_for_reading_back() {
-        let (writer, stats) = writer_in_an_outage();
+        let (writer, ledger, stats) = writer_in_an_outage();
 
         written(&writer, create(20, 1000)).await;
         assert!(writer.is_down());
@@ -735,11 +432,11 @@ mod tests {
         )
         .await;
         assert_eq!(stats.snapshot().buffer_overflow, 4);
-        assert_eq!(writer.take_loss(20), None, "deletes move no backfill start");
-        assert_eq!(writer.take_refetch(20), vec![600, 700], "oldest first");
-        assert!(writer.take_refetch(20).is_empty(), "taken once");
-        writer.restore_refetch(20, &[700]);
-        assert_eq!(writer.take_refetch(20), vec![700]);
-        assert_eq!(writer.take_refetch(30), vec![5]);
+        assert_eq!(ledger.take_loss(20), None, "deletes move no backfill start");
+        assert_eq!(ledger.take_refetch(20), vec![600, 700], "oldest first");
+        assert!(ledger.take_refetch(20).is_empty(), "taken once");
+        ledger.restore_refetch(20, &[700]);
+        assert_eq!(ledger.take_refetch(20), vec![700]);
+        assert_eq!(ledger.take_refetch(30), vec![5]);
     }
 }

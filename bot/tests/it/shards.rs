@@ -3,13 +3,11 @@
 //! they store every message once, and each channel's history is read by one
 //! of them only.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{TOKEN, WAIT, init_logs};
+use crate::common::{self, TOKEN, WAIT, init_logs};
 use discord_sim::{NewMessage, Sim, SimConfig, shard_of};
 use testkit::TestDb;
 use testkit::child::Captured;

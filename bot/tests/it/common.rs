@@ -1,16 +1,15 @@
 //! Shared helpers of the bot's tests: a simulator world, the bot running in
 //! this process against it, and queries on what was stored.
-#![allow(dead_code)] // Each test binary uses a different subset.
 
 use std::time::Duration;
 
 use bot::{Bot, BotConfig, BotError, BotHandle, StatsSnapshot};
-use discord_sim::{Sim, SimConfig};
+use discord_sim::{NewMessage, Sim, SimConfig};
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
 use secrecy::SecretString;
 use service::DatabaseArgs;
 use service::db::{PoolSettings, connect};
-use testkit::cluster::TempCluster;
+use testkit::cluster::{StopMode, TempCluster};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -80,7 +79,7 @@ pub struct RunningBot {
 
 /// Starts the bot in this process.
 pub fn start(config: BotConfig) -> RunningBot {
-    let bot = Bot::new(config).expect("the bot builds");
+    let bot = Bot::build(config).expect("the bot builds");
     let handle = bot.handle();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(bot.run(shutdown.clone()));
@@ -236,4 +235,54 @@ pub async fn server_of_our_own() -> (TempCluster, DatabaseArgs, DatabaseConnecti
     let db = connect(&args, &observer).expect("url parses");
     migration::migrate(&db).await.expect("migrations apply");
     (server, args, db)
+}
+
+/// Stops the test's own server: a database outage begins.
+pub async fn stop_server(server: &TempCluster) {
+    let cluster = server.cluster.clone();
+    tokio::task::spawn_blocking(move || cluster.stop(StopMode::Fast))
+        .await
+        .expect("join")
+        .expect("the server stops");
+}
+
+/// Starts the test's own server again: the outage ends.
+pub async fn start_server(server: &TempCluster) {
+    let cluster = server.cluster.clone();
+    tokio::task::spawn_blocking(move || cluster.start())
+        .await
+        .expect("join")
+        .expect("the server starts again");
+}
+
+/// Posts `count` messages (`before 0`, `before 1`, ...) to `channel` and
+/// waits until the database holds that many; returns their ids.
+pub async fn post_stored(
+    db: &DatabaseConnection,
+    sim: &Sim,
+    channel: u64,
+    count: usize,
+) -> Vec<u64> {
+    let ids: Vec<u64> = (0..count)
+        .map(|i| {
+            sim.post(NewMessage::text(channel, format!("before {i}")))
+                .expect("posted")
+        })
+        .collect();
+    wait_count(db, "SELECT count(*) FROM messages", count as i64).await;
+    ids
+}
+
+/// During an outage, posts one message after another to `channel` until the
+/// bot has noticed and its buffer overflows; `posted` counts every message
+/// posted so far and is updated.
+pub async fn post_until_overflow(bot: &RunningBot, sim: &Sim, channel: u64, posted: &mut usize) {
+    testkit::eventually(WAIT, "the outage buffer to overflow", || {
+        *posted += 1;
+        sim.post(NewMessage::text(channel, format!("during {posted}")))
+            .expect("posted");
+        let overflowed = bot.stats().buffer_overflow > 0;
+        async move { overflowed.then_some(()) }
+    })
+    .await;
 }

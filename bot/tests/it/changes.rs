@@ -1,8 +1,6 @@
 //! Edits, deletes, forwards and embed-only messages.
 
-mod common;
-
-use common::{one, start_ready, wait_count, world};
+use crate::common::{self, one, start_ready, wait_count, world};
 use discord_sim::{NewMessage, Target, payload};
 use serde_json::json;
 use testkit::TestDb;

@@ -2,13 +2,11 @@
 //! 78 (EX_CONFIG, not restarted) with a fix to apply; a usage error exits
 //! 64, never 2. (`secrets.rs` checks that secrets stay out of its logs.)
 
-mod common;
-
 use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{WAIT, world};
+use crate::common::{self, WAIT, world};
 use discord_sim::SimConfig;
 use testkit::{Role, TestDb};
 
@@ -224,7 +222,22 @@ async fn a_busy_bot_stopped_with_sigterm_exits_0_within_its_deadline_and_loses_n
                 .map(|n| discord_sim::NewMessage::text(w.channels[0], format!("busy #{n}"))),
         )
         .expect("posted");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Busy: the writer task waits on the lock, and the simulator has sent
+    // more than the queue holds.
+    testkit::eventually(
+        WAIT,
+        "the writer to be held up with a full queue",
+        || async {
+            let blocked = t
+                .scalar(
+                    "SELECT count(*) FROM pg_stat_activity \
+                 WHERE application_name = 'aplus-bot-writer' AND wait_event_type = 'Lock'",
+                )
+                .await;
+            (blocked > 0 && w.sim.stats().dispatches > 400).then_some(())
+        },
+    )
+    .await;
 
     let started = Instant::now();
     nix::sys::signal::kill(

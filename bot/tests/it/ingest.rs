@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use bot::{IngestError, Ingested, Rejection};
 use outbox::payload::Source;
+use outbox::record::Recorded;
 use sea_orm::sqlx::postgres::PgListener;
 use serde_json::json;
 use serenity::all::Message;
@@ -30,10 +31,13 @@ async fn ingest_stores_the_message_and_its_event_together_then_notifies_the_even
     listener.listen(outbox::CHANNEL).await.expect("LISTEN");
 
     let first = message("1372012942848954388", "A+ Trade Setups");
-    let Ingested::Stored {
-        event_id,
-        sanitized,
-        tombstoned,
+    let Ingested {
+        recorded:
+            Recorded::Stored {
+                event_id,
+                sanitized,
+                tombstoned,
+            },
         notified,
     } = bot::ingest(&t.db, &first, Source::Gateway)
         .await
@@ -51,7 +55,7 @@ async fn ingest_stores_the_message_and_its_event_together_then_notifies_the_even
     let again = bot::ingest(&t.db, &first, Source::Gateway)
         .await
         .expect("no error");
-    assert_eq!(again, Ingested::Duplicate);
+    assert_eq!(again.recorded, Recorded::Duplicate);
     assert_eq!(t.scalar("SELECT count(*) FROM messages").await, 1);
     assert_eq!(t.scalar("SELECT count(*) FROM events").await, 1);
     let raw_id: String = {

@@ -1,8 +1,6 @@
 //! Live capture with the real serenity client against the simulator.
 
-mod common;
-
-use common::{WAIT, one, start_ready, stored_ids, wait_count, world};
+use crate::common::{self, WAIT, one, start_ready, stored_ids, wait_count, world};
 use discord_sim::{GatewayFault, NewMessage, Target};
 use testkit::TestDb;
 

@@ -27,36 +27,41 @@
 //! picks up whatever arrived meanwhile.
 //!
 //! The scheduled sweep ([`crate::sweep`]) reads a trailing window through the
-//! same pages and the same diff ([`Backfiller::sweep_channel`]), with source
+//! same pages and the same diff (`Backfiller::sweep_channel`), with source
 //! `sweep`; it waits before every page while any backfill run is in
 //! progress, so it never holds up the recovery of a live gap.
+//!
+//! Here: the per-channel scheduler (one worker each) and a run's start.
+//! `pages` reads history pages and stores them; [`changes`] decides, without
+//! a database, which edits and deletes a page reveals; `readback` reads
+//! back the messages whose edit or delete an outage dropped.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+pub mod changes;
+mod pages;
+mod readback;
+
+pub use pages::PAGE_SIZE;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use outbox::payload::Source;
-use outbox::record::Recorded;
 use outbox::{Backoff, OutboxError};
-use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
-use serde_json::Value;
-use serenity::all::Message;
+use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channels::Channels;
-use crate::convert::{self, Update};
+use crate::convert;
 use crate::error::error_chain;
-use crate::ingest::{Applied, Write};
+use crate::ledger::Ledger;
+use crate::reads;
 use crate::rest::{Rest, RestError};
-use crate::stats::{Rejection, Stats};
+use crate::stats::Stats;
 use crate::writer::Writer;
-
-/// Messages per history page (Discord's maximum).
-pub const PAGE_SIZE: u8 = 100;
 
 /// What one backfill run (or sweep) of a channel did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -77,7 +82,7 @@ pub struct BackfillReport {
     /// listened) and applied.
     pub changes: u64,
     /// Of `stored`, the messages older than the run's settle bound
-    /// ([`Pass::settled_before`]): ones the gateway had time to deliver.
+    /// (`Pass::settled_before`): ones the gateway had time to deliver.
     pub missing: u64,
     /// Of `changes`, the edits.
     pub edits: u64,
@@ -120,27 +125,18 @@ pub enum BackfillError {
     Database(#[from] OutboxError),
 }
 
-/// A history page, read.
-struct Page {
-    /// Its messages that may be stored, ascending.
-    rows: Vec<outbox::record::NewMessage>,
-    /// The largest id in the page, rejected messages included, so the
-    /// cursor moves past them.
-    max_id: u64,
-    /// Every id the page listed, rejected ones included: what Discord still
-    /// has in the page's range.
-    listed: HashSet<i64>,
-}
-
 /// Runs backfills, one worker per channel.
 #[derive(Debug)]
 pub struct Backfiller {
     writer: Arc<Writer>,
+    /// The backfill's reads of `messages` (the shared pool).
+    db: DatabaseConnection,
+    /// Where a run starts below a loss, and what it reads back.
+    ledger: Arc<Ledger>,
     rest: Rest,
     channels: Arc<Channels>,
     stats: Arc<Stats>,
-    keep_bot_messages: bool,
-    overlap: Duration,
+    settings: BackfillSettings,
     workers: Mutex<HashMap<u64, Arc<Notify>>>,
     /// Gateway sessions begun (each `ready`): a new session heard none of
     /// the edits and deletes made before it.
@@ -157,24 +153,41 @@ pub struct Backfiller {
     shutdown: CancellationToken,
 }
 
+/// How backfills read history.
+#[derive(Debug, Clone, Copy)]
+pub struct BackfillSettings {
+    /// Store messages of bots and webhooks.
+    pub keep_bot_messages: bool,
+    /// At the first run of a channel in a gateway session, read again from
+    /// this long before its last stored message.
+    pub overlap: Duration,
+}
+
 impl Backfiller {
-    /// A backfiller whose workers stop when `shutdown` fires.
+    /// A backfiller whose workers stop when `shutdown` fires. It writes
+    /// through `writer`, reads `messages` on `db` and takes its gaps from
+    /// `ledger`.
+    // Each argument is a separate part of the bot handed over at
+    // construction; bundling them would only rename the list.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         writer: Arc<Writer>,
+        db: DatabaseConnection,
+        ledger: Arc<Ledger>,
         rest: Rest,
         channels: Arc<Channels>,
         stats: Arc<Stats>,
-        keep_bot_messages: bool,
-        overlap: Duration,
+        settings: BackfillSettings,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             writer,
+            db,
+            ledger,
             rest,
             channels,
             stats,
-            keep_bot_messages,
-            overlap,
+            settings,
             workers: Mutex::new(HashMap::new()),
             session: AtomicU64::new(0),
             caught_up: Mutex::new(HashMap::new()),
@@ -343,12 +356,12 @@ impl Backfiller {
             .get(&channel_id)
             != Some(&session);
         let mut start = if first_run && stored_max > 0 {
-            convert::snowflake_before(stored_max, self.overlap)
+            convert::snowflake_before(stored_max, self.settings.overlap)
         } else {
             stored_max
         };
         let channel_key = i64::try_from(channel_id).unwrap_or(i64::MAX);
-        let loss = self.writer.take_loss(channel_key);
+        let loss = self.ledger.take_loss(channel_key);
         if let Some(lost) = loss {
             start = start.min(u64::try_from(lost).unwrap_or(0).saturating_sub(1));
         }
@@ -380,10 +393,10 @@ impl Backfiller {
                         (report.started_after, std::time::Instant::now()),
                     );
                 if let Some(lost) = loss {
-                    self.writer.settle_loss(channel_key, lost).await;
+                    self.ledger.settle_loss(channel_key, lost).await;
                 }
             }
-            (Err(_), Some(lost)) => self.writer.restore_loss(channel_key, lost),
+            (Err(_), Some(lost)) => self.ledger.note_loss(channel_key, lost),
             (Err(_), None) => {}
         }
         result
@@ -439,316 +452,6 @@ impl Backfiller {
         }
     }
 
-    /// Pages history from `pass.start` until a page comes back short.
-    async fn pages_after(
-        &self,
-        channel_id: u64,
-        pass: Pass,
-        guild_id: Option<u64>,
-    ) -> Result<BackfillReport, BackfillError> {
-        let start = pass.start;
-        let mut report = BackfillReport {
-            started_after: start,
-            caught_up_to: start,
-            ..BackfillReport::default()
-        };
-        let mut after = start;
-        loop {
-            if pass.yield_to_backfill {
-                self.backfills_idle().await;
-            }
-            let page = self
-                .rest
-                .messages_after(channel_id, after, PAGE_SIZE)
-                .await?;
-            report.pages += 1;
-            if page.is_empty() {
-                if pass.known_up_to > after {
-                    // History ends here: a stored message known before the
-                    // first page and above the cursor is gone from Discord.
-                    let (edits, deletes) = self
-                        .catch_up_changes(
-                            channel_id,
-                            after,
-                            pass.known_up_to,
-                            &HashSet::new(),
-                            Vec::new(),
-                        )
-                        .await?;
-                    report.edits += edits;
-                    report.deletes += deletes;
-                    report.changes += edits + deletes;
-                }
-                self.stats.backfill_page();
-                break;
-            }
-            let full = page.len() >= usize::from(PAGE_SIZE);
-            report.seen += page.len() as u64;
-            self.stats.received(pass.source, page.len() as u64);
-            let Page {
-                rows,
-                max_id,
-                listed,
-            } = self.rows(page, guild_id);
-            let edited: Vec<Update> = rows
-                .iter()
-                .filter(|row| row.edited_at.is_some())
-                .map(convert::edit_of)
-                .collect();
-            for id in &listed {
-                let hour =
-                    convert::snowflake_unix_millis(u64::try_from(*id).unwrap_or(0)) / 1000 / 3600
-                        * 3600;
-                *report.listed_by_hour.entry(hour).or_default() += 1;
-            }
-            if !rows.is_empty() {
-                let applied = self
-                    .writer
-                    .write_now(&Write::Many {
-                        messages: rows,
-                        source: pass.source,
-                    })
-                    .await?;
-                if let Applied::Many { recorded, .. } = applied {
-                    for (id, recorded) in &recorded {
-                        if matches!(recorded, Recorded::Stored { .. }) {
-                            report.stored += 1;
-                            if u64::try_from(*id).is_ok_and(|id| id < pass.settled_before) {
-                                report.missing += 1;
-                            }
-                        }
-                    }
-                }
-            }
-            // The last page of a sweep reaches the end of history: the range
-            // it speaks for extends to every message stored before it began.
-            let up_to = if full {
-                max_id
-            } else {
-                max_id.max(pass.known_up_to)
-            };
-            if up_to > after {
-                let (edits, deletes) = self
-                    .catch_up_changes(channel_id, after, up_to, &listed, edited)
-                    .await?;
-                report.edits += edits;
-                report.deletes += deletes;
-                report.changes += edits + deletes;
-            }
-            self.stats.backfill_page();
-            if max_id <= after {
-                // No progress (a page of ids not after the cursor): stop
-                // rather than loop on the same page.
-                break;
-            }
-            after = max_id;
-            report.caught_up_to = after;
-            if !full {
-                break;
-            }
-        }
-        Ok(report)
-    }
-
-    /// Reads back the messages whose edit or delete was dropped, and applies
-    /// what Discord has now. What is not done when a call fails is put back
-    /// for the next run.
-    async fn refetch(&self, channel_id: u64, guild_id: Option<u64>) -> Result<u64, BackfillError> {
-        let channel_key = i64::try_from(channel_id).unwrap_or(i64::MAX);
-        let ids = self.writer.take_refetch(channel_key);
-        let mut done = 0;
-        for (index, &id) in ids.iter().enumerate() {
-            let result = self
-                .refetch_one(channel_id, channel_key, id, guild_id)
-                .await;
-            if let Err(error) = result {
-                self.writer.settle_refetch(channel_key, &ids[..index]).await;
-                self.writer.restore_refetch(channel_key, &ids[index..]);
-                return Err(error);
-            }
-            done += 1;
-        }
-        self.writer.settle_refetch(channel_key, &ids).await;
-        if done > 0 {
-            tracing::info!(
-                channel_id,
-                messages = done,
-                "read back messages whose edit or delete was dropped during an outage"
-            );
-        }
-        Ok(done)
-    }
-
-    async fn refetch_one(
-        &self,
-        channel_id: u64,
-        channel_key: i64,
-        id: i64,
-        guild_id: Option<u64>,
-    ) -> Result<(), BackfillError> {
-        let message_id = u64::try_from(id).unwrap_or_default();
-        let write = match self.rest.message(channel_id, message_id).await? {
-            None => {
-                self.stats.refetched("delete");
-                Write::Delete {
-                    id,
-                    channel_id: channel_key,
-                }
-            }
-            Some(raw) => {
-                let message = match serde_json::from_value::<Message>(raw.clone()) {
-                    Ok(message) => message,
-                    Err(error) => {
-                        self.stats.rejected(Rejection::Undecodable);
-                        tracing::warn!(message_id, %error, "message read back does not decode; its dropped edit is lost");
-                        return Ok(());
-                    }
-                };
-                let update = convert::check_author(&message, self.keep_bot_messages)
-                    .and_then(|()| convert::refetched(&message, raw, guild_id));
-                match update {
-                    Ok(update) => {
-                        self.stats.refetched("edit");
-                        Write::Edit(update)
-                    }
-                    Err(reason) => {
-                        self.stats.rejected(reason);
-                        return Ok(());
-                    }
-                }
-            }
-        };
-        self.writer.write_now(&write).await?;
-        Ok(())
-    }
-
-    /// Applies what changed, within the id range `(after, up_to]` a page
-    /// covered, to messages stored before: an edit newer than the stored one
-    /// (only those are written; `record_edit` itself refuses a version older
-    /// than the stored one, should a live edit land meanwhile), and a delete for a
-    /// stored message the page did not list (Discord lists every message of
-    /// the range it still has). Returns how many edits and deletes were
-    /// applied.
-    async fn catch_up_changes(
-        &self,
-        channel_id: u64,
-        after: u64,
-        up_to: u64,
-        listed: &HashSet<i64>,
-        edited: Vec<Update>,
-    ) -> Result<(u64, u64), BackfillError> {
-        let (Ok(channel), Ok(after), Ok(up_to)) = (
-            i64::try_from(channel_id),
-            i64::try_from(after),
-            i64::try_from(up_to),
-        ) else {
-            return Ok((0, 0));
-        };
-        let rows = self
-            .writer
-            .db()
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT id, edited_at FROM messages \
-                 WHERE channel_id = $1 AND id > $2 AND id <= $3 AND deleted_at IS NULL",
-                [channel.into(), after.into(), up_to.into()],
-            ))
-            .await
-            .map_err(|e| self.database_failed(e))?;
-        let mut stored: HashMap<i64, Option<DateTime<Utc>>> = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.try_get_by("id").map_err(OutboxError::from)?;
-            let edited_at: Option<DateTime<Utc>> =
-                row.try_get_by("edited_at").map_err(OutboxError::from)?;
-            stored.insert(id, edited_at);
-        }
-        let mut writes = Vec::new();
-        for update in edited {
-            let newer = match (stored.get(&update.edit.id), update.edit.edited_at) {
-                (Some(Some(stored_at)), Some(at)) => at > *stored_at,
-                (Some(None), Some(_)) => true,
-                _ => false,
-            };
-            if newer {
-                writes.push((Write::Edit(update), "edit"));
-            }
-        }
-        let mut gone: Vec<i64> = stored
-            .keys()
-            .filter(|id| !listed.contains(id))
-            .copied()
-            .collect();
-        gone.sort_unstable();
-        writes.extend(gone.into_iter().map(|id| {
-            (
-                Write::Delete {
-                    id,
-                    channel_id: channel,
-                },
-                "delete",
-            )
-        }));
-        let applied = writes.len() as u64;
-        let deletes = writes.iter().filter(|(_, kind)| *kind == "delete").count() as u64;
-        for (write, kind) in writes {
-            self.writer.write_now(&write).await?;
-            self.stats.history_change(kind);
-        }
-        if applied > 0 {
-            tracing::info!(
-                channel_id,
-                changes = applied,
-                "applied edits and deletes found in history"
-            );
-        }
-        Ok((applied - deletes, deletes))
-    }
-
-    /// Converts a page into rows, ascending, counting what is rejected.
-    fn rows(&self, page: Vec<Value>, guild_id: Option<u64>) -> Page {
-        let mut max_id = 0;
-        let mut listed = HashSet::with_capacity(page.len());
-        let mut rows = Vec::with_capacity(page.len());
-        for raw in page {
-            if let Some(id) = raw
-                .get("id")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<u64>().ok())
-            {
-                max_id = max_id.max(id);
-                if let Ok(id) = i64::try_from(id) {
-                    listed.insert(id);
-                }
-            }
-            let message = match serde_json::from_value::<Message>(raw.clone()) {
-                Ok(message) => message,
-                Err(error) => {
-                    self.stats.rejected(Rejection::Undecodable);
-                    let message_id = raw.get("id").and_then(Value::as_str).unwrap_or("?");
-                    tracing::warn!(message_id, %error, "history message does not decode; skipped");
-                    continue;
-                }
-            };
-            let row = convert::check_author(&message, self.keep_bot_messages)
-                .and_then(|()| convert::new_message(&message, raw, guild_id));
-            match row {
-                Ok(row) => rows.push(row),
-                Err(reason) => {
-                    self.stats.rejected(reason);
-                    if reason == Rejection::SnowflakeOutOfRange {
-                        tracing::warn!(message_id = message.id.get(), %reason, "history message rejected");
-                    }
-                }
-            }
-        }
-        rows.sort_by_key(|r| r.id);
-        Page {
-            rows,
-            max_id,
-            listed,
-        }
-    }
-
     /// A failed read of `messages`: the writer's outage begins (its recovery
     /// asks for the backfill again).
     fn database_failed(&self, error: sea_orm::DbErr) -> OutboxError {
@@ -759,26 +462,9 @@ impl Backfiller {
 
     /// The largest stored message id of a channel (0 when none).
     async fn high_water_mark(&self, channel_id: u64) -> Result<u64, OutboxError> {
-        let Ok(channel) = i64::try_from(channel_id) else {
-            return Ok(0);
-        };
-        let row = self
-            .writer
-            .db()
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT max(id) AS max_id FROM messages WHERE channel_id = $1",
-                [channel.into()],
-            ))
+        reads::messages_max_id(&self.db, channel_id)
             .await
-            .map_err(|e| self.database_failed(e))?;
-        let max: Option<i64> = match row {
-            Some(row) => row
-                .try_get_by::<Option<i64>, _>("max_id")
-                .map_err(OutboxError::from)?,
-            None => None,
-        };
-        Ok(max.and_then(|m| u64::try_from(m).ok()).unwrap_or(0))
+            .map_err(|e| self.database_failed(e))
     }
 }
 

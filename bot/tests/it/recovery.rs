@@ -1,17 +1,16 @@
 //! Recovery from what the gateway and the database lose: REST backfill
 //! after a new session, and the outage buffer while PostgreSQL is down.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::server_of_our_own;
-use common::{WAIT, ids, one, start_ready, stored_ids, wait_count, world};
+use crate::common::{
+    self, WAIT, ids, one, post_stored, post_until_overflow, server_of_our_own, start_ready,
+    start_server, stop_server, stored_ids, wait_count, world,
+};
 use discord_sim::{GatewayFault, NewMessage, Target};
 use testkit::TestDb;
-use testkit::cluster::StopMode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_posted_during_an_invalid_session_are_recovered_from_history_over_several_pages() {
@@ -123,11 +122,7 @@ async fn a_thirty_second_database_outage_under_a_steady_stream_loses_nothing_and
     bot.wait_stats("the stream to flow", |s| s.stored() >= 20)
         .await;
 
-    let stop = server.cluster.clone();
-    tokio::task::spawn_blocking(move || stop.stop(StopMode::Fast))
-        .await
-        .expect("join")
-        .expect("the server stops");
+    stop_server(&server).await;
     let outage_began = Instant::now();
     // The outage is the scenario itself: thirty seconds of a stopped server.
     let mut saw_not_ready = false;
@@ -138,11 +133,7 @@ async fn a_thirty_second_database_outage_under_a_steady_stream_loses_nothing_and
     let during = bot.stats();
     assert!(bot.handle.database_down(), "the bot noticed the outage");
     assert!(saw_not_ready, "/readyz reported the outage");
-    let start_again = server.cluster.clone();
-    tokio::task::spawn_blocking(move || start_again.start())
-        .await
-        .expect("join")
-        .expect("the server starts again");
+    start_server(&server).await;
 
     // The bot recovers; twenty more messages stream in live, then stop and count.
     testkit::eventually(WAIT, "the outage to end", || async {
@@ -259,33 +250,12 @@ async fn edits_and_deletes_dropped_from_the_full_outage_buffer_are_read_back_aft
     let mut config = common::config(args, &w.sim, &w.channels);
     config.buffer = BUFFER;
     let bot = start_ready(config).await;
+    let stored = post_stored(&db, &w.sim, channel, 20).await;
 
-    let mut stored = Vec::new();
-    for i in 0..20 {
-        stored.push(
-            w.sim
-                .post(NewMessage::text(channel, format!("before {i}")))
-                .expect("posted"),
-        );
-    }
-    wait_count(&db, "SELECT count(*) FROM messages", 20).await;
-
-    let stop = server.cluster.clone();
-    tokio::task::spawn_blocking(move || stop.stop(StopMode::Fast))
-        .await
-        .expect("join")
-        .expect("the server stops");
+    stop_server(&server).await;
     // New messages until the bot has noticed and its buffer is full.
     let mut posted = 20;
-    testkit::eventually(WAIT, "the outage buffer to overflow", || {
-        posted += 1;
-        w.sim
-            .post(NewMessage::text(channel, format!("during {posted}")))
-            .expect("posted");
-        let overflowed = bot.stats().buffer_overflow > 0;
-        async move { overflowed.then_some(()) }
-    })
-    .await;
+    post_until_overflow(&bot, &w.sim, channel, &mut posted).await;
     let dropped_before = bot.stats().buffer_overflow;
     let (edited, deleted) = stored.split_at(8);
     let deleted = &deleted[..6];
@@ -308,11 +278,7 @@ async fn edits_and_deletes_dropped_from_the_full_outage_buffer_are_read_back_aft
         .await;
     assert!(bot.handle.database_down(), "{dropped:#?}");
 
-    let start_again = server.cluster.clone();
-    tokio::task::spawn_blocking(move || start_again.start())
-        .await
-        .expect("join")
-        .expect("the server starts again");
+    start_server(&server).await;
     let stats = bot
         .wait_stats("the dropped edits and deletes to be read back", |s| {
             s.refetched >= 15

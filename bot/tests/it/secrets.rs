@@ -3,12 +3,10 @@
 //! and a shutdown; secrets are read from files; a token on the command line
 //! is refused.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{WAIT, World, wait_count, world};
+use crate::common::{WAIT, World, wait_count, world};
 use discord_sim::{GatewayFault, NewMessage, Target};
 use testkit::TestDb;
 use testkit::child::Captured;

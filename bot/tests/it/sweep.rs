@@ -1,14 +1,14 @@
 //! The scheduled history sweep (what a healthy-looking gateway silently
 //! dropped) and the gap ledger that outlives the process.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{WAIT, ids, one, server_of_our_own, start, start_ready, wait_count, world};
+use crate::common::{
+    self, WAIT, ids, one, post_stored, post_until_overflow, server_of_our_own, start, start_ready,
+    start_server, stop_server, wait_count, world,
+};
 use discord_sim::{NewMessage, SilentLoss};
 use testkit::TestDb;
-use testkit::cluster::StopMode;
 
 /// Long enough for the sweep to count what it stores as missing, not as
 /// still on its way.
@@ -187,30 +187,11 @@ async fn the_gap_ledger_of_a_bot_stopped_during_an_outage_is_read_back_by_the_ne
     config.ledger_file = dir.join("ledger");
     config.sweep_schedule = bot::sweep::SweepSchedule::parse("off").expect("valid");
     let bot = start_ready(config.clone()).await;
-    let stored: Vec<u64> = (0..12)
-        .map(|i| {
-            w.sim
-                .post(NewMessage::text(channel, format!("before {i}")))
-                .expect("posted")
-        })
-        .collect();
-    wait_count(&db, "SELECT count(*) FROM messages", 12).await;
+    let stored = post_stored(&db, &w.sim, channel, 12).await;
 
-    let stop = server.cluster.clone();
-    tokio::task::spawn_blocking(move || stop.stop(StopMode::Fast))
-        .await
-        .expect("join")
-        .expect("the server stops");
+    stop_server(&server).await;
     let mut posted = 12;
-    testkit::eventually(WAIT, "the outage buffer to overflow", || {
-        posted += 1;
-        w.sim
-            .post(NewMessage::text(channel, format!("during {posted}")))
-            .expect("posted");
-        let overflowed = bot.stats().buffer_overflow > 0;
-        async move { overflowed.then_some(()) }
-    })
-    .await;
+    post_until_overflow(&bot, &w.sim, channel, &mut posted).await;
     let dropped_before = bot.stats().buffer_overflow;
     for &id in &stored[..4] {
         w.sim.edit(id, &format!("edited {id}")).expect("edit");
@@ -226,11 +207,7 @@ async fn the_gap_ledger_of_a_bot_stopped_during_an_outage_is_read_back_by_the_ne
     bot.stop().await;
 
     let next = start(config);
-    let start_again = server.cluster.clone();
-    tokio::task::spawn_blocking(move || start_again.start())
-        .await
-        .expect("join")
-        .expect("the server starts again");
+    start_server(&server).await;
     next.wait_stats("the dropped edits and deletes to be read back", |s| {
         s.refetched >= 7
     })
