@@ -26,7 +26,8 @@ pub struct Model {
     pub edited_at: Option<DateTimeWithTimeZone>,
     pub deleted_at: Option<DateTimeWithTimeZone>,
     pub received_at: DateTimeWithTimeZone,
-    /// The payload as received.
+    /// The message as JSON: for a history row the REST payload as received;
+    /// for a gateway row serenity's decoded message serialised again.
     pub raw: Json,
 }
 

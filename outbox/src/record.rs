@@ -37,7 +37,8 @@ pub struct NewMessage {
     pub is_forward: bool,
     pub sent_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
-    /// The payload as received.
+    /// The message as JSON: for a history row the REST payload as received;
+    /// for a gateway row serenity's decoded message serialised again.
     pub raw: Json,
 }
 
