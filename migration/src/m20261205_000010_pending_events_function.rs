@@ -24,13 +24,14 @@ use crate::exec_sql;
 pub struct Migration;
 
 const UP: &str = r#"
-CREATE FUNCTION outbox_pending_events() RETURNS SETOF events
+CREATE FUNCTION outbox_pending_events(from_txid xid8 DEFAULT outbox_processed_through())
+  RETURNS SETOF events
   LANGUAGE sql STABLE PARALLEL SAFE
   AS $$SELECT e.* FROM events e
-       WHERE e.txid >= outbox_processed_through()
+       WHERE e.txid >= from_txid
          AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.event_id = e.id)$$;
-COMMENT ON FUNCTION outbox_pending_events() IS
-  'Events not yet consumed: at or above the outbox watermark and without an inbox row. Inlined into the calling query, so its filters and LIMIT walk events_txid from the watermark.';
+COMMENT ON FUNCTION outbox_pending_events(xid8) IS
+  'Events not yet consumed: at or above the outbox watermark (or from_txid, any value at or below it) and without an inbox row. Inlined into the calling query, so its filters and LIMIT walk events_txid from there.';
 
 CREATE OR REPLACE VIEW orphaned_events AS
 SELECT e.id AS event_id,
@@ -89,6 +90,6 @@ impl MigrationTrait for Migration {
         // The previous definitions (written out in place), then the function
         // nothing uses any more.
         exec_sql(manager, crate::m20261127_000006_plan_friendly_views::VIEWS).await?;
-        exec_sql(manager, "DROP FUNCTION outbox_pending_events();").await
+        exec_sql(manager, "DROP FUNCTION outbox_pending_events(xid8);").await
     }
 }

@@ -9,7 +9,9 @@
 //! million events that takes seconds. Here every bound is a plan-time
 //! constant: time windows are `now() - interval '...'`, which the planner
 //! evaluates when estimating, and the watermark, read first, is written
-//! into the statement as a literal (a `u64`, so nothing can be injected).
+//! into the statement as a literal (a `u64`, so nothing can be injected),
+//! the argument of `outbox_pending_events`, the one definition of a pending
+//! event, which the planner inlines with the literal in place.
 //! Each count then walks an index over only the rows it counts.
 
 use chrono::{DateTime, Utc};
@@ -71,9 +73,7 @@ pub(crate) async fn health<C: ConnectionTrait>(
                  FROM (SELECT count(*) AS unclaimed, \
                               count(*) FILTER (WHERE e.created_at < now() - {grace}) AS orphans, \
                               min(e.created_at) AS oldest \
-                       FROM events e \
-                       WHERE e.txid >= '{watermark}'::xid8 \
-                         AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.event_id = e.id)) u"
+                       FROM outbox_pending_events('{watermark}'::xid8) e) u"
             ),
             [],
         ))
@@ -271,11 +271,9 @@ pub(crate) async fn orphan_rows<C: ConnectionTrait>(
                    (SELECT e.id AS event_id, e.message_id, e.kind, e.created_at, \
                            extract(epoch FROM now() - e.created_at)::float8 AS age, \
                            'never_claimed'::text AS reason, 0 AS attempts, NULL::text AS last_error \
-                    FROM events e \
-                    WHERE e.txid >= '{watermark}'::xid8 \
-                      AND e.created_at < now() - {grace} \
+                    FROM outbox_pending_events('{watermark}'::xid8) e \
+                    WHERE e.created_at < now() - {grace} \
                       AND ($1::timestamptz IS NULL OR e.created_at >= $1) \
-                      AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.event_id = e.id) \
                     ORDER BY e.created_at, e.id LIMIT $2) \
                    UNION ALL \
                    (SELECT e.id, e.message_id, e.kind, e.created_at, \

@@ -129,4 +129,22 @@ async fn the_pending_events_function_is_inlined_into_its_callers() {
             "{query}:\n{plan}"
         );
     }
+    // A caller that read the watermark passes it as a literal, which the
+    // plan must show in the index condition.
+    let query = "SELECT id FROM outbox_pending_events('0'::xid8) ORDER BY txid, id LIMIT 10";
+    let plan: Vec<String> =
+        t.db.query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("EXPLAIN {query}"),
+        ))
+        .await
+        .expect("explain")
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).expect("plan line"))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(
+        !plan.contains("Function Scan on outbox_pending_events") && plan.contains("'0'::xid8"),
+        "{query}:\n{plan}"
+    );
 }

@@ -113,10 +113,8 @@ const AGE_BUCKETS: [&str; 6] = [
 const STUCK: &str = r#"
 WITH stuck AS (
   SELECT 'waiting'::text AS status, e.created_at
-  FROM events e
-  WHERE e.txid >= '{watermark}'::xid8
-    AND e.created_at >= $1
-    AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.event_id = e.id)
+  FROM outbox_pending_events('{watermark}'::xid8) e
+  WHERE e.created_at >= $1
   UNION ALL
   SELECT i.status, e.created_at
   FROM inbox i JOIN events e ON e.id = i.event_id
