@@ -31,9 +31,10 @@
 
 pub mod bins;
 pub mod checker;
-pub mod counts;
 pub mod database;
+pub mod facts;
 pub mod faults;
+pub mod invariants;
 pub mod load;
 pub mod monitor;
 pub mod notifications;
@@ -44,6 +45,7 @@ pub mod report;
 pub mod sampler;
 pub mod scenario;
 pub mod scenarios;
+pub mod script;
 pub mod settings;
 pub mod stack;
 pub mod supervisor;

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::checker::{EffectCounts, Latency};
 use crate::sampler::Violation;
-use crate::scenario::{Evidence, Facts, FaultRecord, recovery_times};
+use crate::facts::{Evidence, Facts, recovery_times};
+use crate::script::FaultRecord;
 use crate::scenarios::Scenario;
 use crate::settings::Settings;
 use crate::supervisor::Ended;
