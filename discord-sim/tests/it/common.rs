@@ -4,8 +4,6 @@
 //! follows the gateway's order only on a current-thread runtime; the tests use
 //! `#[tokio::test]`'s default current-thread runtime for that reason.
 
-#![allow(dead_code)] // Each test binary uses a different part of this module.
-
 use std::sync::Arc;
 use std::time::Duration;
 
