@@ -13,8 +13,8 @@ use sea_orm::sqlx::postgres::{PgConnection, PgRow};
 use sea_orm::sqlx::{self, Row as _};
 use serde::Serialize;
 
-use crate::invariants::{self, Counts};
 use crate::database::ChaosDb;
+use crate::invariants::{self, Counts};
 
 /// Evidence about effects, from `chaos_effects` and the worker's tables.
 #[derive(Debug, Clone, Copy, Default, Serialize)]

@@ -14,8 +14,8 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::invariants::{self, Counts};
 use crate::database::connect_url;
+use crate::invariants::{self, Counts};
 use crate::timeline::{Timeline, secs};
 
 /// Time between samples.

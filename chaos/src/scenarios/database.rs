@@ -17,8 +17,8 @@ use anyhow::Result;
 use testkit::cluster::StopMode;
 
 use super::{check_proof, check_recovery};
-use crate::faults::SlotHog;
 use crate::facts::{Evidence, Facts};
+use crate::faults::SlotHog;
 use crate::script::FaultCtx;
 use crate::stack::StackSpec;
 use crate::timeline::secs;

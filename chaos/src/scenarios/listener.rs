@@ -18,8 +18,8 @@ use anyhow::Result;
 
 use super::{check_proof, max_latency};
 use crate::database::server_log;
-use crate::faults::{terminate_listener, wait_listener_back};
 use crate::facts::{Evidence, Facts};
+use crate::faults::{terminate_listener, wait_listener_back};
 use crate::script::FaultCtx;
 use crate::stack::StackSpec;
 use crate::timeline::secs;

@@ -41,6 +41,9 @@ pub fn http(sim: &Sim, token: &str) -> Http {
 }
 
 /// What the handler saw.
+// Every field is recorded for the failure messages (`{seen:?}`), though
+// not every test matches on each one.
+#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub enum Seen {
     Ready {
