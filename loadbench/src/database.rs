@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result};
+use sea_orm::TransactionTrait as _;
 use sea_orm::sqlx::postgres::{PgPool, PgPoolOptions};
 use sea_orm::sqlx::{self, Executor as _, Row as _};
 use testkit::cluster::TempCluster;
@@ -222,12 +223,10 @@ impl BenchDb {
             .context("reading commit timestamps")
     }
 
-    /// Writes `contents.len()` messages with their `message.created` events
-    /// straight into the tables, ids from `first_id` on, a thousand per
-    /// transaction: a backlog for the worker, as an outage of the worker
-    /// would leave it. (The harness writes `events` here only to build a
-    /// backlog faster than any bot could; the services still go through
-    /// `outbox`.)
+    /// Writes `contents.len()` messages with their `message.created` events,
+    /// ids from `first_id` on, a thousand per transaction, through
+    /// `outbox::record::record_messages` as the bot writes them:
+    /// a backlog for the worker, as an outage of the worker would leave it.
     ///
     /// # Errors
     /// Any database error.
@@ -238,32 +237,36 @@ impl BenchDb {
         contents: &[String],
         raw: &serde_json::Value,
     ) -> Result<()> {
-        const SEED: &str = r#"
-WITH stored AS (
-  INSERT INTO messages (id, guild_id, channel_id, author_id, author_name, author_is_bot,
-                        content, embeds, attachments, is_forward, sanitized, sent_at, raw)
-  SELECT b.id, NULL, $3, 900000000000000001, 'swing_sam', false,
-         b.content, '[]', '[]', false, false, now(), $4
-  FROM unnest($1::bigint[], $2::text[]) AS b(id, content)
-  RETURNING id
-)
-INSERT INTO events (id, message_id, kind, payload)
-SELECT gen_random_uuid(), id, 'message.created',
-       jsonb_build_object('v', 1, 'channel_id', $3::text, 'source', 'gateway')
-FROM stored
-"#;
+        let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(self.pool.clone());
+        let sent_at = chrono::Utc::now();
         let mut next = first_id;
         for chunk in contents.chunks(1_000) {
-            let ids: Vec<i64> = (next..).take(chunk.len()).collect();
-            next += chunk.len() as i64;
-            sqlx::query(SEED)
-                .bind(&ids)
-                .bind(chunk)
-                .bind(channel_id)
-                .bind(raw)
-                .execute(&self.pool)
+            let messages = chunk
+                .iter()
+                .map(|content| {
+                    next += 1;
+                    outbox::record::NewMessage {
+                        id: next - 1,
+                        guild_id: None,
+                        channel_id,
+                        author_id: 900_000_000_000_000_001,
+                        author_name: "swing_sam".to_owned(),
+                        author_is_bot: false,
+                        content: content.clone(),
+                        embeds: serde_json::json!([]),
+                        attachments: serde_json::json!([]),
+                        is_forward: false,
+                        sent_at,
+                        edited_at: None,
+                        raw: raw.clone(),
+                    }
+                })
+                .collect();
+            let txn = db.begin().await.context("seeding the backlog")?;
+            outbox::record::record_messages(&txn, messages, outbox::payload::Source::Gateway)
                 .await
                 .context("seeding the backlog")?;
+            txn.commit().await.context("seeding the backlog")?;
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ mod m20261127_000006_plan_friendly_views;
 mod m20261128_000007_create_listener_heartbeats;
 mod m20261205_000008_events_worker_lock;
 mod m20261205_000009_create_upstream_sweeps;
+mod m20261205_000010_pending_events_function;
 pub mod roles;
 
 use sea_orm::DatabaseConnection;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_create_listener_heartbeats::Migration),
             Box::new(m20261205_000008_events_worker_lock::Migration),
             Box::new(m20261205_000009_create_upstream_sweeps::Migration),
+            Box::new(m20261205_000010_pending_events_function::Migration),
         ]
     }
 }

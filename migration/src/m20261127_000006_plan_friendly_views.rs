@@ -43,7 +43,7 @@ EXCEPTION WHEN insufficient_privilege THEN
 END $$;
 "#;
 
-const VIEWS: &str = r#"
+pub(crate) const VIEWS: &str = r#"
 CREATE OR REPLACE VIEW event_message_ratio AS
 SELECT w.time_window,
        w.since,

@@ -223,6 +223,9 @@ pub const GRANTS: &[Grant] = &[
         "EXECUTE",
     ),
     g(Function, "aplus_orphan_grace()", "", "", "EXECUTE"),
+    // A view calls its functions with the reader's rights, so the readers
+    // of orphaned_events and pipeline_health need it, as does the orphan scan.
+    g(Function, "outbox_pending_events()", "", "", "EXECUTE"),
 ];
 
 /// How [`ensure_roles`] sets up the roles.

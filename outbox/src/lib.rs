@@ -17,6 +17,7 @@ pub mod consume;
 mod error;
 pub mod kind;
 pub mod listener;
+pub mod locks;
 pub mod metrics;
 pub mod notify;
 pub mod payload;
@@ -26,26 +27,14 @@ pub mod sanitize;
 pub mod sql;
 pub mod watermark;
 
-pub use service::retry::Backoff;
 pub use error::OutboxError;
 pub use kind::EventKind;
+// The job locks' old paths, which the reconciler uses.
+pub use locks::{JobLock, LOCK_CLASS};
+pub use service::retry::Backoff;
 
 /// The NOTIFY channel for new events. The payload is the event id and nothing else.
 pub const CHANNEL: &str = "events";
 
 /// The NOTIFY channel operators use to instruct listeners (`relisten`).
 pub const CONTROL_CHANNEL: &str = "events_control";
-
-/// Advisory-lock class (first half of a two-key lock) for single-instance jobs.
-///
-/// Message ids use the one-key (`bigint`) lock space, which PostgreSQL keeps
-/// apart from the two-key space, so these can never collide with them.
-pub const LOCK_CLASS: i32 = 0x6170_6c75; // "aplu"
-
-/// Locks of [`LOCK_CLASS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
-pub enum JobLock {
-    /// Held by the reconciler for a whole pass.
-    Reconciler = 1,
-}

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+use service::retry::{LogPolicy, until_ok};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -177,35 +178,20 @@ async fn run(
     listener: Listener,
     shutdown: CancellationToken,
 ) {
-    let mut failures: u32 = 0;
     loop {
-        if shutdown.is_cancelled() {
+        // The first failure and then every tenth at `warn`: a database that
+        // is down for minutes must not flood the log.
+        let Some((pg_listener, session)) = until_ok(
+            "LISTEN connection",
+            config.reconnect,
+            LogPolicy::Every(10),
+            &shutdown,
+            || connect(&options),
+        )
+        .await
+        else {
             return;
-        }
-        let connection = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            result = connect(&options) => result,
         };
-        let (pg_listener, session) = match connection {
-            Ok(l) => l,
-            Err(error) => {
-                failures += 1;
-                // The first failure and then every tenth: a database that is
-                // down for minutes must not flood the log.
-                if failures == 1 || failures.is_multiple_of(10) {
-                    tracing::warn!(%error, failures, "cannot LISTEN; retrying");
-                }
-                let delay = config.reconnect.delay(failures);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => continue,
-                }
-            }
-        };
-        if failures > 0 {
-            tracing::info!(failures, "LISTEN connection re-established");
-        }
-        failures = 0;
         listener.stats.connects.fetch_add(1, Ordering::Relaxed);
         listener.stats.set_connected(true);
         // LISTEN is in place: anything committed from now on notifies us, and

@@ -14,8 +14,10 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::sql::stmt;
+// The message lock's old path, which the bot and the worker use.
+pub use crate::locks::lock_message_ids;
 use crate::payload::{self, MessageCreated, MessageDeleted, MessageUpdated, Source};
+use crate::sql::stmt;
 use crate::{OutboxError, sanitize};
 
 /// A Discord message as the bot stores it.
@@ -62,20 +64,6 @@ impl Recorded {
             Recorded::Duplicate => None,
         }
     }
-}
-
-/// Takes the transaction-level advisory locks of these message ids, in id
-/// order so that two transactions locking overlapping sets cannot deadlock.
-pub async fn lock_message_ids(txn: &DatabaseTransaction, ids: &[i64]) -> Result<(), OutboxError> {
-    let mut sorted = ids.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    txn.execute_raw(stmt(
-        "SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) AS id ORDER BY id",
-        [sorted.into()],
-    ))
-    .await?;
-    Ok(())
 }
 
 /// Stores many messages and their `message.created` events in one statement.

@@ -118,7 +118,9 @@ pub async fn create_missing_events(
 }
 
 /// Events due for a nudge: never claimed although older than the grace, or
-/// failed with their retry due. Returns their ids, oldest first.
+/// failed with their retry due. Returns their ids, oldest first. "Never
+/// claimed" is the SQL function `outbox_pending_events()`, which the planner
+/// inlines, so this still walks `events_txid` from the watermark.
 pub async fn orphans<C: ConnectionTrait>(
     db: &C,
     older_than: DateTime<Utc>,
@@ -127,10 +129,8 @@ pub async fn orphans<C: ConnectionTrait>(
     let rows = db
         .query_all_raw(stmt(
             r#"
-            (SELECT e.id FROM events e
-             WHERE e.txid >= outbox_processed_through()
-               AND e.created_at < $1
-               AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.event_id = e.id)
+            (SELECT e.id FROM outbox_pending_events() e
+             WHERE e.created_at < $1
              ORDER BY e.txid, e.id
              LIMIT $2)
             UNION ALL

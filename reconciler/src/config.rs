@@ -5,27 +5,80 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Default look-back when a pass restarts the missing-event scan from the
-/// previous run's cursor: covers a writer whose transaction began before the
-/// previous pass and committed after it.
-pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_secs(2 * 60);
-/// Default age after which an unclaimed event counts as orphaned.
-pub const DEFAULT_ORPHAN_GRACE: Duration = Duration::from_secs(60);
-/// Default age past which processed events and their inbox rows are pruned.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 86_400);
-/// Default messages examined per page of the missing-event scan.
-pub const DEFAULT_SCAN_PAGE: i64 = 1_000;
-/// Default pages of the missing-event scan per pass (50,000 messages).
-pub const DEFAULT_SCAN_PAGES: u32 = 50;
-/// Default orphans re-fired per pass.
-pub const DEFAULT_ORPHAN_LIMIT: i64 = 1_000;
-/// Default watermark pages examined per pass (of `outbox::watermark::PAGE`).
-pub const DEFAULT_WATERMARK_PAGES: u32 = 20;
-/// Default rows deleted per prune page.
-pub const DEFAULT_PRUNE_PAGE: i64 = 5_000;
-/// Default prune pages per pass (100,000 events).
-pub const DEFAULT_PRUNE_PAGES: u32 = 20;
-pub use crate::listeners::DEFAULT_LISTENER_STALE_AFTER;
+/// Every default of the reconciler, written once: the binary's flags
+/// (`default_value = defaults::X` / `default_value_t = defaults::Y`) and the
+/// constructors ([`PassConfig::new`], `Thresholds::default`,
+/// `AuditOptions::default`) read them from here. Durations are written as the
+/// flags read them (`60s`, `30d`) and turned into a [`Duration`] by
+/// [`defaults::duration`] at compile time.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// Age after which an unclaimed event counts as orphaned (also the
+    /// grace of `diagnose`, `audit` and `recover`).
+    pub const ORPHAN_GRACE: &str = "60s";
+    /// Age past which processed events and their inbox rows are pruned.
+    pub const RETENTION: &str = "30d";
+    /// Look-back when a pass restarts the missing-event scan from the
+    /// previous run's cursor: covers a writer whose transaction began before
+    /// the previous pass and committed after it.
+    pub const SAFETY_MARGIN: &str = "2m";
+    /// A worker's LISTEN session that has not read its heartbeat back for
+    /// this long is stale. A live worker hears its heartbeat every 2 s and
+    /// replaces a connection that stays silent for 6 s, so a listener silent
+    /// this long is not coming back by itself.
+    pub const LISTENER_STALE_AFTER: &str = "30s";
+    /// Messages examined per page of the missing-event scan.
+    pub const SCAN_PAGE: i64 = 1_000;
+    /// Pages of the missing-event scan per pass (50,000 messages).
+    pub const SCAN_PAGES: u32 = 50;
+    /// Orphans re-fired per pass.
+    pub const ORPHAN_LIMIT: i64 = 1_000;
+    /// Watermark pages examined per pass (of `outbox::watermark::PAGE`).
+    pub const WATERMARK_PAGES: u32 = 20;
+    /// Rows deleted per prune page.
+    pub const PRUNE_PAGE: i64 = 5_000;
+    /// Prune pages per pass (100,000 events).
+    pub const PRUNE_PAGES: u32 = 20;
+    /// End stale LISTEN sessions (their workers reconnect) rather than only
+    /// count them.
+    pub const END_STALE_LISTENERS: bool = true;
+    /// When passes run: every 30 seconds.
+    pub const SCHEDULE: &str = "*/30 * * * * *";
+    /// Where the service serves its dashboard and health endpoints.
+    pub const HTTP_LISTEN: &str = "127.0.0.1:9103";
+    /// `audit`: the window of events audited.
+    pub const AUDIT_SINCE: &str = "24h";
+    /// `audit`: error groups and orphans listed, at most.
+    pub const AUDIT_TOP: i64 = 10;
+    /// `recover`: events re-fired or replayed, at most.
+    pub const RECOVER_LIMIT: i64 = 1_000;
+    /// `relisten`: how long to watch the workers reconnect.
+    pub const RELISTEN_WAIT: &str = "10s";
+
+    /// A default duration: a whole number followed by `s`, `m`, `h` or `d`
+    /// (the subset of `service::config::parse_duration` the defaults use).
+    /// Evaluated in constant context, so a malformed default does not
+    /// compile.
+    pub const fn duration(text: &str) -> Duration {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        let mut n: u64 = 0;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            n = n * 10 + (bytes[i] - b'0') as u64;
+            i += 1;
+        }
+        assert!(i > 0 && i + 1 == bytes.len(), "a default is <number><unit>");
+        let unit = match bytes[i] {
+            b's' => 1,
+            b'm' => 60,
+            b'h' => 3_600,
+            b'd' => 86_400,
+            _ => panic!("a default's unit is s, m, h or d"),
+        };
+        Duration::from_secs(n * unit)
+    }
+}
 
 /// Settings of one repair pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,17 +116,17 @@ impl PassConfig {
     pub fn new(instance: impl Into<String>) -> Self {
         Self {
             instance: instance.into(),
-            safety_margin: DEFAULT_SAFETY_MARGIN,
-            orphan_grace: DEFAULT_ORPHAN_GRACE,
-            retention: DEFAULT_RETENTION,
-            scan_page: DEFAULT_SCAN_PAGE,
-            scan_pages: DEFAULT_SCAN_PAGES,
-            orphan_limit: DEFAULT_ORPHAN_LIMIT,
-            watermark_pages: DEFAULT_WATERMARK_PAGES,
-            prune_page: DEFAULT_PRUNE_PAGE,
-            prune_pages: DEFAULT_PRUNE_PAGES,
-            listener_stale_after: DEFAULT_LISTENER_STALE_AFTER,
-            end_stale_listeners: true,
+            safety_margin: defaults::duration(defaults::SAFETY_MARGIN),
+            orphan_grace: defaults::duration(defaults::ORPHAN_GRACE),
+            retention: defaults::duration(defaults::RETENTION),
+            scan_page: defaults::SCAN_PAGE,
+            scan_pages: defaults::SCAN_PAGES,
+            orphan_limit: defaults::ORPHAN_LIMIT,
+            watermark_pages: defaults::WATERMARK_PAGES,
+            prune_page: defaults::PRUNE_PAGE,
+            prune_pages: defaults::PRUNE_PAGES,
+            listener_stale_after: defaults::duration(defaults::LISTENER_STALE_AFTER),
+            end_stale_listeners: defaults::END_STALE_LISTENERS,
         }
     }
 
@@ -122,6 +175,30 @@ pub fn default_instance() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_default_duration_reads_as_the_flags_read_it() {
+        for text in [
+            defaults::ORPHAN_GRACE,
+            defaults::RETENTION,
+            defaults::SAFETY_MARGIN,
+            defaults::LISTENER_STALE_AFTER,
+            defaults::AUDIT_SINCE,
+            defaults::RELISTEN_WAIT,
+        ] {
+            assert_eq!(
+                Ok(defaults::duration(text)),
+                service::config::parse_duration(text),
+                "{text}"
+            );
+        }
+        assert!(crate::Schedule::parse(defaults::SCHEDULE).is_ok());
+        assert!(
+            defaults::HTTP_LISTEN
+                .parse::<std::net::SocketAddr>()
+                .is_ok()
+        );
+    }
 
     #[test]
     fn the_defaults_are_valid() {

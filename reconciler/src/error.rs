@@ -21,7 +21,7 @@ pub enum Error {
     Config(String),
     /// The schedule line does not parse.
     #[error(transparent)]
-    Schedule(#[from] crate::schedule::ScheduleError),
+    Schedule(#[from] crate::service::schedule::ScheduleError),
     /// Binding the HTTP listener or another local resource failed.
     #[error("i/o error")]
     Io(#[from] std::io::Error),

@@ -7,11 +7,12 @@
 //! `now` they like, for instance one in the future to exercise pruning.
 
 use chrono::{DateTime, Utc};
+use outbox::sql::stmt;
 use sea_orm::ConnectionTrait;
 
 use crate::config::PassConfig;
 use crate::error::{Error, Result};
-use crate::sql::{one, stmt};
+use crate::sql::one;
 
 /// The moments a pass works against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,19 +25,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use outbox::sql::stmt;
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::format;
-use crate::sql::{float, interval_secs, one, stmt};
+use crate::sql::{float, interval_secs, one};
 
 pub use outbox::listener::LISTENER_APPLICATION_PREFIX;
-
-/// Default silence after which a listener counts as stale. A live worker
-/// hears its heartbeat every 2 s and replaces a connection that stays silent
-/// for 6 s, so a listener silent this long is not coming back by itself.
-pub const DEFAULT_LISTENER_STALE_AFTER: Duration = Duration::from_secs(30);
 
 /// The listeners this project runs, with how long each has been silent.
 /// `$1` is the name prefix, `$2` the stale bound in seconds.

@@ -1,6 +1,6 @@
 //! Every metric the reconciler exports, registered at start with its help
 //! text and its known label values, so alerts and `rate()` see each series
-//! from the first scrape. The pass publishes the values ([`crate::pass`]).
+//! from the first scrape. The pass publishes the values ([`crate::service::pass`]).
 
 use service::metrics::{Metric, PASS_BUCKETS};
 

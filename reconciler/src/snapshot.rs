@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::listeners::{self, StaleListener};
-use crate::runs::{self, RunRecord};
+use crate::service::runs::{self, RunRecord};
 use crate::stats;
 use crate::sweeps::{self, Sweeps};
 

@@ -1,17 +1,13 @@
-//! Small helpers for the raw, parameterised SQL this crate reads with.
+//! Small helpers for reading the rows of the raw, parameterised SQL this
+//! crate runs (statements themselves are built with `outbox::sql::stmt`).
 //!
 //! Counts come back as `bigint` and are never negative; durations are read
 //! as seconds (`extract(epoch FROM ...)::float8`) so no interval type crosses
 //! the boundary.
 
-use sea_orm::{DbBackend, QueryResult, Statement, Value};
+use sea_orm::{QueryResult, Value};
 
 use crate::error::{Error, Result};
-
-/// A Postgres statement with positional parameters.
-pub(crate) fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 /// A `bigint` count column as `u64`.
 pub(crate) fn count(row: &QueryResult, column: &str) -> Result<u64> {

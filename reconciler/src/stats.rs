@@ -13,10 +13,12 @@
 //! Each count then walks an index over only the rows it counts.
 
 use chrono::{DateTime, Utc};
+use outbox::sql::stmt;
 use sea_orm::ConnectionTrait;
 
 use crate::error::Result;
-use crate::sql::{count, float, one, stmt};
+use crate::sql::{count, float, one};
+use crate::tools::orphans::OrphanRow;
 
 /// Unclaimed, failed and dead events; the listener; the latest activity.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -249,20 +251,6 @@ pub(crate) async fn processing<C: ConnectionTrait>(
         p.day_processed = count(&row, "processed")?;
     }
     Ok(p)
-}
-
-/// One event nobody has picked up, as `orphaned_events` lists it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct OrphanRow {
-    pub event_id: uuid::Uuid,
-    pub message_id: i64,
-    pub kind: String,
-    pub created_at: DateTime<Utc>,
-    pub age_secs: f64,
-    /// `never_claimed` or `retry_overdue`.
-    pub reason: String,
-    pub attempts: i32,
-    pub last_error: Option<String>,
 }
 
 /// `orphaned_events` with the given grace: never claimed for longer than

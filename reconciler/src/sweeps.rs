@@ -8,7 +8,8 @@
 //! itself is gone.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use outbox::sql::stmt;
+use sea_orm::ConnectionTrait;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -39,9 +40,9 @@ pub struct Sweeps {
 /// Reads the last sweep time and the last hour's sweeps that found losses.
 pub async fn read<C: ConnectionTrait>(db: &C) -> Result<Sweeps> {
     let last = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
+        .query_one_raw(stmt(
             "SELECT max(swept_at) AS last_sweep_at FROM upstream_sweeps WHERE error IS NULL",
+            [],
         ))
         .await?;
     let last_sweep_at = match last {
@@ -49,11 +50,11 @@ pub async fn read<C: ConnectionTrait>(db: &C) -> Result<Sweeps> {
         None => None,
     };
     let rows = db
-        .query_all_raw(Statement::from_string(
-            DbBackend::Postgres,
+        .query_all_raw(stmt(
             "SELECT channel_id, swept_at, missing, listed FROM upstream_sweeps \
              WHERE missing > 0 AND swept_at > now() - interval '1 hour' \
              ORDER BY swept_at DESC LIMIT 10",
+            [],
         ))
         .await?;
     let mut losses_1h = Vec::with_capacity(rows.len());

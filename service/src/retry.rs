@@ -120,7 +120,9 @@ mod tests {
     fn the_first_failure_always_warns_and_every_nth_after_it() {
         let first: Vec<u32> = (1..=5).filter(|&n| LogPolicy::First.warns(n)).collect();
         assert_eq!(first, [1]);
-        let every: Vec<u32> = (1..=45).filter(|&n| LogPolicy::Every(20).warns(n)).collect();
+        let every: Vec<u32> = (1..=45)
+            .filter(|&n| LogPolicy::Every(20).warns(n))
+            .collect();
         assert_eq!(every, [1, 20, 40]);
     }
 
@@ -136,7 +138,13 @@ mod tests {
             || {
                 calls += 1;
                 let n = calls;
-                async move { if n < 4 { Err(format!("failure {n}")) } else { Ok(n) } }
+                async move {
+                    if n < 4 {
+                        Err(format!("failure {n}"))
+                    } else {
+                        Ok(n)
+                    }
+                }
             },
         )
         .await;

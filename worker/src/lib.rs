@@ -1,7 +1,7 @@
 //! The worker: consumes outbox events and keeps each message's parse and
 //! setups in step with the message.
 //!
-//! [`run`] is the service: a LISTEN connection (NOTIFY is only a hint), a
+//! [`Worker`] is the service (`Worker::build(config)?.run(shutdown)`): a LISTEN connection (NOTIFY is only a hint), a
 //! poll as the fallback, a few consumer loops claiming batches with `FOR
 //! UPDATE SKIP LOCKED`, and health and metrics endpoints. [`SetupHandler`]
 //! is the effect of one event: whatever its kind, it re-derives the
@@ -17,4 +17,4 @@ pub mod text;
 
 pub use config::WorkerConfig;
 pub use handler::SetupHandler;
-pub use run::run;
+pub use run::Worker;

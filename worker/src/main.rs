@@ -4,7 +4,7 @@
 //! help; 64 a usage error; 78 a configuration that cannot work (no
 //! `DATABASE_URL`, one that does not parse), which process managers do not restart.
 
-use worker::WorkerConfig;
+use worker::{Worker, WorkerConfig};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -18,9 +18,8 @@ async fn main() -> std::process::ExitCode {
     let shutdown = service::shutdown::on_signal();
     // The same session settings as the worker's pool: the lease among them.
     let database = config.database.clone();
-    let mut sessions = service::db::PoolSettings::new("aplus-worker", 2);
-    sessions.idle_in_transaction_timeout = Some(config.lease);
-    let worker = Box::pin(worker::run(config, shutdown, |_| {}));
+    let sessions = config.pool_settings("aplus-worker".to_owned(), 2);
+    let worker = Box::pin(async move { Worker::build(config)?.run(shutdown).await });
     match service::pooler::run_checked(&database, &sessions, worker).await {
         Ok(Ok(())) => std::process::ExitCode::SUCCESS,
         Ok(Err(error)) => {

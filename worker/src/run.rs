@@ -1,4 +1,9 @@
 //! The worker service: listener, consumer loops, watermark, health.
+//!
+//! [`Worker::build`] reads the configuration into pools and settings (it
+//! connects lazily, so it fails only on a configuration that cannot work);
+//! [`Worker::run`] serves until the shutdown token fires, then stops within
+//! one deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,9 +12,11 @@ use anyhow::Context as _;
 use outbox::Backoff;
 use outbox::consume::{Consumer, ConsumerConfig};
 use outbox::listener::{self, Listener, ListenerConfig};
+use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 use service::Health;
-use service::db::{PoolSettings, connect};
+use service::db::connect;
+use service::retry::LogPolicy;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,98 +29,125 @@ use crate::handler::SetupHandler;
 /// far such a claim walks over completed events.
 const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Runs the worker until `shutdown` fires, then lets in-flight batches finish
-/// (up to the configured deadline). Returns the bound health address through
-/// `on_ready`, for tests that use port 0.
-pub async fn run(
+/// How often `/readyz` and the listener gauges are brought up to date.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A consumer loop's wait after a failed batch (the database is down or
+/// refusing): short at first, at most 5 s, so it is back within seconds of
+/// a recovery without hammering a database that is down.
+const BATCH_RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+
+/// Which failed batches of a run of failures a consumer loop logs at `warn`
+/// (one line per failed batch would flood the log during an outage).
+const BATCH_FAILURE_LOG: LogPolicy = LogPolicy::Every(20);
+
+/// The worker, configured and ready to run.
+#[derive(Debug)]
+pub struct Worker {
     config: WorkerConfig,
-    shutdown: CancellationToken,
-    on_ready: impl FnOnce(std::net::SocketAddr) + Send,
-) -> anyhow::Result<()> {
-    // Metrics recorded before the recorder exists are lost; every series
-    // starts at its zero before anything records.
-    crate::metrics::install();
-    let name = config.worker_name();
-    let mut settings = PoolSettings::new(format!("aplus-worker {name}"), config.concurrency + 2);
-    settings.idle_in_transaction_timeout = Some(config.lease);
-    let db = connect(&config.database, &settings).context("reading the database url")?;
-    let mut listen_settings = PoolSettings::new(
-        format!("{} {name}", listener::LISTENER_APPLICATION_PREFIX),
-        1,
-    );
-    listen_settings.statement_timeout = None;
-    listen_settings.idle_in_transaction_timeout = None;
-    let listen_options = service::db::connect_options(&config.database, &listen_settings)
-        .context("reading the database url")?;
+    name: String,
+    db: DatabaseConnection,
+    listen_options: PgConnectOptions,
+}
 
-    let health = Health::new();
-    health.set("database", false, "not checked yet");
-    health.set("listener", false, "connecting");
-    let (addr, http) = service::http::serve(
-        config.http_listen,
-        service::http::router(health.clone()),
-        shutdown.clone(),
-    )
-    .await
-    .with_context(|| format!("binding {}", config.http_listen))?;
-    on_ready(addr);
+impl Worker {
+    /// The worker's pools and settings. The pools connect lazily: an error
+    /// here is a database URL that cannot work.
+    pub fn build(config: WorkerConfig) -> anyhow::Result<Self> {
+        let name = config.worker_name();
+        let settings = config.pool_settings(format!("aplus-worker {name}"), config.concurrency + 2);
+        let db = connect(&config.database, &settings).context("reading the database url")?;
+        let mut listen_settings = config.pool_settings(
+            format!("{} {name}", listener::LISTENER_APPLICATION_PREFIX),
+            1,
+        );
+        listen_settings.statement_timeout = None;
+        listen_settings.idle_in_transaction_timeout = None;
+        let listen_options = service::db::connect_options(&config.database, &listen_settings)
+            .context("reading the database url")?;
+        Ok(Self {
+            config,
+            name,
+            db,
+            listen_options,
+        })
+    }
 
-    // The listener outlives the consumers' shutdown by a little: it stops with
-    // its own token once they are done.
-    let listener_stop = CancellationToken::new();
-    let (listener, listener_task) = listener::spawn(
-        listen_options,
-        db.clone(),
-        ListenerConfig {
-            heartbeat_interval: config.heartbeat_interval,
-            heartbeat_timeout: config.heartbeat_timeout,
-            reconnect: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
-        },
-        listener_stop.clone(),
-    );
+    /// Runs the worker until `shutdown` fires, then lets in-flight batches
+    /// finish (up to the configured deadline).
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            config,
+            name,
+            db,
+            listen_options,
+        } = self;
+        // Metrics recorded before the recorder exists are lost; every series
+        // starts at its zero before anything records.
+        crate::metrics::install();
+        let health = Health::new();
+        health.set("database", false, "not checked yet");
+        health.set("listener", false, "connecting");
+        let (_addr, http) = service::http::serve(
+            config.http_listen,
+            service::http::router(health.clone()),
+            shutdown.clone(),
+        )
+        .await
+        .with_context(|| format!("binding {}", config.http_listen))?;
 
-    let consumer = Arc::new(ConsumerConfig {
-        worker: name.clone(),
-        batch_size: config.batch_size,
-        max_attempts: config.max_attempts,
-        retry: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
-    });
-    let tracker = TaskTracker::new();
-    for index in 0..config.concurrency.max(1) {
-        tracker.spawn(consume_loop(
-            index,
+        // The listener outlives the consumers' shutdown by a little: it stops
+        // with its own token once they are done.
+        let listener_stop = CancellationToken::new();
+        let (listener, listener_task) = listener::spawn(
+            listen_options,
             db.clone(),
-            consumer.clone(),
-            listener.wake.clone(),
-            config.poll_interval,
+            ListenerConfig {
+                heartbeat_interval: config.heartbeat_interval,
+                heartbeat_timeout: config.heartbeat_timeout,
+                ..ListenerConfig::default()
+            },
+            listener_stop.clone(),
+        );
+
+        let consumer = Arc::new(config.consumer(name.clone()));
+        let tracker = TaskTracker::new();
+        for index in 0..config.concurrency.max(1) {
+            tracker.spawn(consume_loop(
+                index,
+                db.clone(),
+                consumer.clone(),
+                listener.wake.clone(),
+                config.poll_interval,
+                shutdown.clone(),
+            ));
+        }
+        tracker.spawn(watermark_loop(db.clone(), shutdown.clone()));
+        tracker.spawn(health_loop(
+            db.clone(),
+            listener.clone(),
+            health.clone(),
             shutdown.clone(),
         ));
-    }
-    tracker.spawn(watermark_loop(db.clone(), shutdown.clone()));
-    tracker.spawn(health_loop(
-        db.clone(),
-        listener.clone(),
-        health.clone(),
-        shutdown.clone(),
-    ));
-    tracker.close();
-    tracing::info!(worker = %name, concurrency = config.concurrency, batch_size = config.batch_size, poll_interval = ?config.poll_interval, "worker started");
+        tracker.close();
+        tracing::info!(worker = %name, concurrency = config.concurrency, batch_size = config.batch_size, poll_interval = ?config.poll_interval, "worker started");
 
-    shutdown.cancelled().await;
-    tracing::info!("stopping: no new claims; finishing in-flight batches");
-    // One deadline for the whole stop; the listener and the HTTP server get
-    // what is left of it, at least a second, so the stop stays well inside
-    // the process manager's wait.
-    let deadline = service::shutdown::Deadline::after(config.shutdown_timeout);
-    if deadline.run(tracker.wait()).await.is_none() {
-        tracing::warn!(deadline = ?config.shutdown_timeout, "in-flight batches did not finish in time; their transactions roll back");
+        shutdown.cancelled().await;
+        tracing::info!("stopping: no new claims; finishing in-flight batches");
+        // One deadline for the whole stop; the listener and the HTTP server
+        // get what is left of it, at least a second, so the stop stays well
+        // inside the process manager's wait.
+        let deadline = service::shutdown::Deadline::after(config.shutdown_timeout);
+        if deadline.run(tracker.wait()).await.is_none() {
+            tracing::warn!(deadline = ?config.shutdown_timeout, "in-flight batches did not finish in time; their transactions roll back");
+        }
+        listener_stop.cancel();
+        let last = || deadline.remaining().max(Duration::from_secs(1));
+        let _ = tokio::time::timeout(last(), listener_task).await;
+        let _ = tokio::time::timeout(last(), http).await;
+        tracing::info!("worker stopped");
+        Ok(())
     }
-    listener_stop.cancel();
-    let last = || deadline.remaining().max(Duration::from_secs(1));
-    let _ = tokio::time::timeout(last(), listener_task).await;
-    let _ = tokio::time::timeout(last(), http).await;
-    tracing::info!("worker stopped");
-    Ok(())
 }
 
 /// One consumer: waits for a wake-up (a notification, a reconnect's
@@ -142,32 +176,26 @@ async fn consume_loop(
             _ = wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
         }
-        loop {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            match consumer.next_batch(&db, &handler).await {
-                Ok(report) => {
-                    failures = 0;
-                    if report.was_full(consumer.config()) {
-                        // More is waiting: let another consumer join in.
-                        wake.notify_one();
-                        continue;
-                    }
-                    break;
+        // After a full batch more is waiting: let another consumer join in.
+        let drained = consumer
+            .drain(&db, &handler, &shutdown, || {
+                failures = 0;
+                wake.notify_one();
+            })
+            .await;
+        match drained {
+            Ok(_) => failures = 0,
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let error = format!("{:#}", anyhow::Error::from(error));
+                if BATCH_FAILURE_LOG.warns(failures) {
+                    tracing::warn!(consumer = index, failures, error = %error, "batch failed; retrying");
+                } else {
+                    tracing::debug!(consumer = index, failures, error = %error, "batch failed; retrying");
                 }
-                Err(error) => {
-                    failures += 1;
-                    if failures == 1 || failures.is_multiple_of(20) {
-                        tracing::warn!(consumer = index, failures, error = %format!("{:#}", anyhow::Error::from(error)), "batch failed; retrying");
-                    }
-                    let delay = Backoff::new(Duration::from_millis(200), Duration::from_secs(5))
-                        .delay(failures);
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    break;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(BATCH_RETRY.delay(failures)) => {}
                 }
             }
         }
@@ -196,7 +224,7 @@ async fn health_loop(
     health: Health,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    let mut ticker = tokio::time::interval(HEALTH_INTERVAL);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

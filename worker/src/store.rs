@@ -19,13 +19,14 @@
 //! whatever its size, and day locks and decisions only for the A+ days it
 //! touched.
 
-use chrono::{Datelike as _, NaiveDate};
+use chrono::NaiveDate;
 use entity::{message_parses, setups, ticker_bias};
+use outbox::sql::stmt;
 use parser::{ParsedMessage, Warning};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait as _, DatabaseTransaction, DbBackend, DbErr, EntityTrait as _, Statement,
+    ConnectionTrait as _, DatabaseTransaction, DbErr, EntityTrait as _,
 };
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
@@ -45,34 +46,19 @@ pub enum Stored {
     Retracted,
 }
 
-fn stmt(sql: &str, values: impl IntoIterator<Item = sea_orm::Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
-
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// The advisory-lock key (second half, under [`outbox::LOCK_CLASS`]) of a
-/// trading day. Day numbers are offset far from the other keys of the class.
-fn day_lock_key(day: NaiveDate) -> i32 {
-    1_000_000 + day.num_days_from_ce()
-}
-
-/// Serialises decisions on these days across workers: one statement, in
-/// ascending order (the statement orders the keys), so two batches touching
-/// the same days cannot deadlock.
+/// Serialises decisions on these days across workers (the day locks are
+/// `outbox::locks`', like every advisory-lock key).
 async fn lock_days(txn: &DatabaseTransaction, days: &[NaiveDate]) -> Result<(), DbErr> {
-    if days.is_empty() {
-        return Ok(());
-    }
-    let keys: Vec<i32> = days.iter().copied().map(day_lock_key).collect();
-    txn.execute_raw(stmt(
-        "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k ORDER BY k",
-        [outbox::LOCK_CLASS.into(), keys.into()],
-    ))
-    .await?;
-    Ok(())
+    outbox::locks::lock_days(txn, days)
+        .await
+        .map_err(|error| match error {
+            outbox::OutboxError::Database(error) => error,
+            other => DbErr::Custom(other.to_string()),
+        })
 }
 
 /// A message as the worker reads it, with what an earlier event derived from it.

@@ -16,6 +16,7 @@ mod env;
 mod postgres;
 mod run;
 mod secrets;
+mod sizes;
 mod supervise;
 
 use anyhow::Result;
@@ -130,8 +131,11 @@ fn test(extra: Vec<String>) -> Result<()> {
     run::status(command, "the tests")
 }
 
-/// The benchmarks: parser throughput, then views and reconciler pass by size.
+/// The benchmarks: parser throughput, then views and reconciler pass by size
+/// (`src/bench_views`, built in release with its feature).
 fn bench(sizes: &str) -> Result<()> {
+    // Refused here rather than after the release build.
+    sizes::parse_sizes(sizes).map_err(anyhow::Error::msg)?;
     let _interrupted = run::outlive_interrupts();
     let (database_url, _cluster) = postgres::ensure_for_tests()?;
     let mut parser = run::cargo();
@@ -142,9 +146,12 @@ fn bench(sizes: &str) -> Result<()> {
         "run",
         "--release",
         "-p",
-        "reconciler",
+        "xtask",
+        "--features",
+        "bench-views",
+        "--bin",
+        "bench-views",
         "--",
-        "bench",
         "--sizes",
         sizes,
     ]);

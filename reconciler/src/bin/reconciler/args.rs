@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use reconciler::bench::parse_size;
-use reconciler::schedule::{DEFAULT_SCHEDULE, Schedule};
-use reconciler::{PassConfig, config};
+use reconciler::config::defaults;
+use reconciler::{PassConfig, Schedule, config};
 use service::config::parse_duration;
 use service::{DatabaseArgs, TelemetryArgs};
 
@@ -43,8 +42,6 @@ pub(crate) enum Command {
     Recover(RecoverArgs),
     /// Tell every running worker to re-establish its LISTEN connection.
     Relisten(RelistenArgs),
-    /// Time the views and a pass over generated histories (creates its own databases).
-    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,34 +58,34 @@ pub(crate) struct PassArgs {
     #[arg(long, env = "RECONCILER_INSTANCE")]
     pub(crate) instance: Option<String>,
     /// Unclaimed events older than this are re-fired.
-    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = defaults::ORPHAN_GRACE, value_parser = parse_duration)]
     pub(crate) orphan_grace: Duration,
     /// Processed events older than this are pruned (messages never are).
-    #[arg(long, env = "RECONCILER_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    #[arg(long, env = "RECONCILER_RETENTION", default_value = defaults::RETENTION, value_parser = parse_duration)]
     pub(crate) retention: Duration,
     /// How far before the previous pass's cursor the missing-event scan restarts.
-    #[arg(long, env = "RECONCILER_SAFETY_MARGIN", default_value = "2m", value_parser = parse_duration)]
+    #[arg(long, env = "RECONCILER_SAFETY_MARGIN", default_value = defaults::SAFETY_MARGIN, value_parser = parse_duration)]
     pub(crate) safety_margin: Duration,
     /// Pages of 1,000 messages scanned for missing events per pass.
-    #[arg(long, env = "RECONCILER_SCAN_PAGES", default_value_t = config::DEFAULT_SCAN_PAGES)]
+    #[arg(long, env = "RECONCILER_SCAN_PAGES", default_value_t = defaults::SCAN_PAGES)]
     pub(crate) scan_pages: u32,
     /// Orphans re-fired per pass, at most.
-    #[arg(long, env = "RECONCILER_ORPHAN_LIMIT", default_value_t = config::DEFAULT_ORPHAN_LIMIT)]
+    #[arg(long, env = "RECONCILER_ORPHAN_LIMIT", default_value_t = defaults::ORPHAN_LIMIT)]
     pub(crate) orphan_limit: i64,
     /// Pages of 5,000 processed events pruned per pass.
-    #[arg(long, env = "RECONCILER_PRUNE_PAGES", default_value_t = config::DEFAULT_PRUNE_PAGES)]
+    #[arg(long, env = "RECONCILER_PRUNE_PAGES", default_value_t = defaults::PRUNE_PAGES)]
     pub(crate) prune_pages: u32,
     #[command(flatten)]
     pub(crate) listeners: ListenerArgs,
     /// End workers' LISTEN sessions that stopped reading (they reconnect); false only reports them.
-    #[arg(long, env = "RECONCILER_END_STALE_LISTENERS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "RECONCILER_END_STALE_LISTENERS", default_value_t = defaults::END_STALE_LISTENERS, action = clap::ArgAction::Set)]
     pub(crate) end_stale_listeners: bool,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ListenerArgs {
     /// A worker's LISTEN session that has not read its heartbeat back for this long is stale.
-    #[arg(long, env = "RECONCILER_LISTENER_STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "RECONCILER_LISTENER_STALE_AFTER", default_value = defaults::LISTENER_STALE_AFTER, value_parser = parse_duration)]
     pub(crate) listener_stale_after: Duration,
 }
 
@@ -119,10 +116,10 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) pass: PassArgs,
     /// When to run passes: a 5-field crontab line, or 6-7 fields with seconds first.
-    #[arg(long, env = "RECONCILER_SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = parse_schedule)]
+    #[arg(long, env = "RECONCILER_SCHEDULE", default_value = defaults::SCHEDULE, value_parser = parse_schedule)]
     pub(crate) schedule: Schedule,
     /// Address of /healthz, /readyz, /metrics, the dashboard (/) and /api/health.
-    #[arg(long, env = "RECONCILER_HTTP_LISTEN", default_value = "127.0.0.1:9103")]
+    #[arg(long, env = "RECONCILER_HTTP_LISTEN", default_value = defaults::HTTP_LISTEN)]
     pub(crate) http_listen: SocketAddr,
     /// Apply pending migrations at start. Off by default: migrations run as
     /// the schema's owner (`migration up`), and the reconciler's own role may
@@ -158,7 +155,7 @@ pub(crate) struct DiagnoseArgs {
     #[arg(long)]
     pub(crate) json: bool,
     /// Events younger than this are in flight, not late.
-    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = defaults::ORPHAN_GRACE, value_parser = parse_duration)]
     pub(crate) grace: Duration,
     #[command(flatten)]
     pub(crate) listeners: ListenerArgs,
@@ -169,13 +166,13 @@ pub(crate) struct AuditArgs {
     #[command(flatten)]
     pub(crate) common: Common,
     /// Audit events created this recently.
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, default_value = defaults::AUDIT_SINCE, value_parser = parse_duration)]
     pub(crate) since: Duration,
     /// Error groups and orphans listed, at most.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults::AUDIT_TOP)]
     pub(crate) top: i64,
     /// Unclaimed events younger than this are in flight, not orphans.
-    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = defaults::ORPHAN_GRACE, value_parser = parse_duration)]
     pub(crate) grace: Duration,
     /// Print the audit as JSON.
     #[arg(long)]
@@ -202,10 +199,10 @@ pub(crate) struct RecoverArgs {
     #[arg(long)]
     pub(crate) dry_run: bool,
     /// At most this many events.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = defaults::RECOVER_LIMIT)]
     pub(crate) limit: i64,
     /// Orphans must be unclaimed (or overdue) for at least this long.
-    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, env = "RECONCILER_ORPHAN_GRACE", default_value = defaults::ORPHAN_GRACE, value_parser = parse_duration)]
     pub(crate) grace: Duration,
     /// Print the result as JSON.
     #[arg(long)]
@@ -217,32 +214,8 @@ pub(crate) struct RelistenArgs {
     #[command(flatten)]
     pub(crate) common: Common,
     /// How long to watch the workers reconnect.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = defaults::RELISTEN_WAIT, value_parser = parse_duration)]
     pub(crate) wait: Duration,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct BenchArgs {
-    #[command(flatten)]
-    pub(crate) common: Common,
-    /// One size only: this many messages (overrides --sizes).
-    #[arg(long, value_parser = parse_size)]
-    pub(crate) messages: Option<u64>,
-    /// Sizes to measure, smallest first (the baseline).
-    #[arg(long, value_delimiter = ',', default_value = "100k,1M,10M", value_parser = parse_size)]
-    pub(crate) sizes: Vec<u64>,
-    /// Timed runs per query; the median is reported.
-    #[arg(long, default_value_t = 5)]
-    pub(crate) runs: usize,
-    /// Keep the databases afterwards (to run EXPLAIN ANALYZE on them by hand).
-    #[arg(long)]
-    pub(crate) keep: bool,
-    /// A file of SQL run after loading, before timing (a candidate index or view).
-    #[arg(long)]
-    pub(crate) setup_sql: Option<std::path::PathBuf>,
-    /// A further query to time (repeatable), for example one using the setup's view.
-    #[arg(long = "query")]
-    pub(crate) queries: Vec<String>,
 }
 
 impl RunArgs {

@@ -15,12 +15,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use args::{Cli, Command, RunArgs};
 use clap::Parser as _;
-use reconciler::audit::AuditOptions;
-use reconciler::bench::BenchOptions;
-use reconciler::diagnose::{Diagnosis, Thresholds};
-use reconciler::recover::{RecoverOptions, Target};
-use reconciler::service::ServiceConfig;
-use reconciler::{Horizons, PassOutcome};
+use reconciler::tools::audit::AuditOptions;
+use reconciler::tools::diagnose::{Diagnosis, Thresholds};
+use reconciler::tools::recover::{RecoverOptions, Target};
+use reconciler::{Horizons, PassOutcome, Reconciler, ServiceConfig};
 use sea_orm::DatabaseConnection;
 use service::db::{PoolSettings, connect};
 use service::{DatabaseArgs, TelemetryArgs};
@@ -116,13 +114,14 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                     ..Thresholds::default()
                 },
             };
+            let reconciler = Reconciler::build(db, config).context("checking the settings")?;
             let shutdown = service::shutdown::on_signal();
             // The same session settings as the service's pool.
             let sessions = PoolSettings::new("aplus-reconciler", 2);
             service::pooler::run_checked(
                 &args.common.database,
                 &sessions,
-                Box::pin(reconciler::service::run(db, config, shutdown)),
+                Box::pin(reconciler.run(shutdown)),
             )
             .await?
             .context("running the reconciler")?;
@@ -156,7 +155,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 ..Thresholds::default()
             };
             let mut diagnosis = match pool(&args.common.database, "aplus-reconciler-diagnose", 2) {
-                Ok(db) => reconciler::dashboard::diagnose(&db, &thresholds).await,
+                Ok(db) => reconciler::tools::dashboard::diagnose(&db, &thresholds).await,
                 Err(e) => {
                     let error: &(dyn std::error::Error + 'static) = e.as_ref();
                     Diagnosis::unreachable(reconciler::chain(error))
@@ -183,7 +182,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 top: args.top.max(1),
                 grace: args.grace,
             };
-            let report = reconciler::audit::run(&db, &options)
+            let report = reconciler::tools::audit::run(&db, &options)
                 .await
                 .context("auditing events")?;
             if args.json {
@@ -222,7 +221,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
                 limit: args.limit.max(1),
                 grace: args.grace,
             };
-            let report = reconciler::recover::run(&db, &options)
+            let report = reconciler::tools::recover::run(&db, &options)
                 .await
                 .context("recovering events")?;
             if args.json {
@@ -235,7 +234,7 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Relisten(args) => {
             init_logs(&args.common.telemetry, false);
             let db = pool(&args.common.database, "aplus-reconciler-relisten", 2)?;
-            let report = reconciler::relisten::run(&db, args.wait)
+            let report = reconciler::tools::relisten::run(&db, args.wait)
                 .await
                 .context("asking workers to relisten")?;
             print!("{}", report.render());
@@ -244,30 +243,6 @@ async fn dispatch(command: Command) -> anyhow::Result<u8> {
             } else {
                 0
             })
-        }
-        Command::Bench(args) => {
-            init_logs(&args.common.telemetry, false);
-            let options = BenchOptions {
-                sizes: match args.messages {
-                    Some(n) => vec![n],
-                    None => args.sizes,
-                },
-                runs: args.runs,
-                keep: args.keep,
-                setup_sql: match &args.setup_sql {
-                    Some(path) => Some(
-                        std::fs::read_to_string(path)
-                            .with_context(|| format!("reading {}", path.display()))?,
-                    ),
-                    None => None,
-                },
-                queries: args.queries,
-            };
-            let mut out = std::io::stdout();
-            reconciler::bench::run(&args.common.database, &options, &mut out)
-                .await
-                .context("running the benchmark")?;
-            Ok(0)
         }
     }
 }
