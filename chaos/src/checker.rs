@@ -13,8 +13,8 @@ use sea_orm::sqlx::postgres::{PgConnection, PgRow};
 use sea_orm::sqlx::{self, Row as _};
 use serde::Serialize;
 
-use crate::counts::{self, Counts};
 use crate::database::ChaosDb;
+use crate::invariants::{self, Counts};
 
 /// Evidence about effects, from `chaos_effects` and the worker's tables.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -174,7 +174,7 @@ async fn read_snapshot(
     truth: &discord_sim::GroundTruth,
     channels: &[u64],
 ) -> Result<FinalState> {
-    let counts = counts::read(conn).await.context("reading the counts")?;
+    let counts = invariants::read(conn).await.context("reading the counts")?;
     let rows: Vec<(i64, String, bool)> =
         sqlx::query_as("SELECT id, content, deleted_at IS NOT NULL FROM messages")
             .fetch_all(&mut *conn)

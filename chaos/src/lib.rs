@@ -19,10 +19,12 @@
 //! (lost / duplicated / unexpected / recovered, restarts, samples, recovery
 //! times) and as a table.
 //!
-//! The invariants are those of the reliability table: I0 nothing lost and
-//! nothing unexpected, I1 one `message.created` event per message at every
-//! sample, I2 no event without its message, I3 no effect applied twice, I4
-//! nothing left unprocessed after the drain.
+//! The invariants ([`invariants`]) are those of the reliability table: I0
+//! nothing lost and nothing unexpected, I1 one `message.created` event per
+//! message at every sample, I2 no event without its message, I3 no effect
+//! applied twice, I4 nothing left unprocessed after the drain. A fault
+//! script sees the stack through [`script`]; what is known at the end is in
+//! [`facts`].
 //!
 //! The services run as processes, not tasks, because the faults only mean
 //! something to a whole process. This package builds them from their own
@@ -31,9 +33,10 @@
 
 pub mod bins;
 pub mod checker;
-pub mod counts;
 pub mod database;
+pub mod facts;
 pub mod faults;
+pub mod invariants;
 pub mod load;
 pub mod monitor;
 pub mod notifications;
@@ -44,6 +47,7 @@ pub mod report;
 pub mod sampler;
 pub mod scenario;
 pub mod scenarios;
+pub mod script;
 pub mod settings;
 pub mod stack;
 pub mod supervisor;

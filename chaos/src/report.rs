@@ -10,9 +10,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::checker::{EffectCounts, Latency};
+use crate::facts::{Evidence, Facts, recovery_times};
 use crate::sampler::Violation;
-use crate::scenario::{Evidence, Facts, FaultRecord, recovery_times};
 use crate::scenarios::Scenario;
+use crate::script::FaultRecord;
 use crate::settings::Settings;
 use crate::supervisor::Ended;
 use crate::timeline::secs;

@@ -14,8 +14,8 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::counts::{self, Counts};
 use crate::database::connect_url;
+use crate::invariants::{self, Counts};
 use crate::timeline::{Timeline, secs};
 
 /// Time between samples.
@@ -94,7 +94,7 @@ async fn sample(
             conn = connect_url(&db_url, "aplus-chaos-sampler").await.ok();
         }
         let read = match conn.as_mut() {
-            Some(c) => tokio::time::timeout(Duration::from_secs(5), counts::read(c))
+            Some(c) => tokio::time::timeout(Duration::from_secs(5), invariants::read(c))
                 .await
                 .ok()
                 .and_then(Result::ok),

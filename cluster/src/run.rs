@@ -224,7 +224,7 @@ async fn drain(stack: &Stack) -> Result<(Option<Duration>, FinalState)> {
     let mut previous: Option<i64> = None;
     loop {
         let settled = match stack.conn().await {
-            Ok(mut conn) => match chaos::counts::read(&mut conn).await {
+            Ok(mut conn) => match chaos::invariants::read(&mut conn).await {
                 Ok(counts) => {
                     let quiet = counts.unprocessed == 0 && counts.failed == 0;
                     let settled = quiet && previous == Some(counts.messages);

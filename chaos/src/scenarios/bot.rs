@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use super::{check_proof, check_recovery};
 use crate::database::server_log;
-use crate::scenario::{Evidence, Facts, FaultCtx};
+use crate::facts::{Evidence, Facts};
+use crate::script::FaultCtx;
 use crate::stack::StackSpec;
 use crate::supervisor::Ended;
 use crate::timeline::secs;

@@ -18,7 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result};
 
 use super::check_proof;
-use crate::scenario::{Evidence, Facts, FaultCtx};
+use crate::facts::{Evidence, Facts};
+use crate::script::FaultCtx;
 use crate::stack::StackSpec;
 use crate::timeline::secs;
 use crate::verdict::{Checks, Kind};

@@ -17,8 +17,9 @@ use anyhow::Result;
 use testkit::cluster::StopMode;
 
 use super::{check_proof, check_recovery};
+use crate::facts::{Evidence, Facts};
 use crate::faults::SlotHog;
-use crate::scenario::{Evidence, Facts, FaultCtx};
+use crate::script::FaultCtx;
 use crate::stack::StackSpec;
 use crate::timeline::secs;
 use crate::verdict::{Checks, Kind};
@@ -85,21 +86,40 @@ pub(super) fn verify_restart(facts: &Facts<'_>, checks: &mut Checks, evidence: &
 }
 
 pub(super) fn outage_spec() -> StackSpec {
-    StackSpec::default().bot("BOT_BUFFER", OUTAGE_BUFFER.to_string())
+    buffer_spec(OUTAGE_BUFFER)
+}
+
+/// A stack whose bot holds at most `capacity` writes while the database is
+/// down, so an outage overflows it.
+pub(super) fn buffer_spec(capacity: usize) -> StackSpec {
+    StackSpec::default().bot("BOT_BUFFER", capacity.to_string())
 }
 
 /// Stops the server for half the run (10 to 60 s), from a quarter in.
 pub(super) async fn outage(ctx: &mut FaultCtx<'_>) -> Result<()> {
+    stop_database(ctx, Duration::from_secs(60), |_| {}).await
+}
+
+/// Stops the server from a quarter of the run for half of it (at least
+/// 10 s, at most `longest`), does `midway` halfway through the outage, then
+/// starts the server again.
+pub(super) async fn stop_database(
+    ctx: &mut FaultCtx<'_>,
+    longest: Duration,
+    midway: impl FnOnce(&mut FaultCtx<'_>),
+) -> Result<()> {
     let total = ctx.remaining();
-    let length = (total / 2).clamp(Duration::from_secs(10), Duration::from_secs(60));
+    let length = (total / 2).clamp(Duration::from_secs(10), longest);
     if !ctx.sleep(total / 4).await {
         return Ok(());
     }
     let start = ctx.timeline.now();
     ctx.stack.db.stop(StopMode::Fast).await?;
     // The outage is the scenario itself; it must end even if the run is
-    // being cancelled, so this sleep ignores cancellation.
-    tokio::time::sleep(length).await;
+    // being cancelled, so these sleeps ignore cancellation.
+    tokio::time::sleep(length / 2).await;
+    midway(ctx);
+    tokio::time::sleep(length - length / 2).await;
     ctx.stack.db.start_again().await?;
     ctx.record("database stopped", "postgresql", start, true);
     Ok(())

@@ -10,7 +10,8 @@ use anyhow::Result;
 use discord_sim::{GatewayFault, Target};
 
 use super::{check_proof, check_recovery};
-use crate::scenario::{Evidence, Facts, FaultCtx};
+use crate::facts::{Evidence, Facts};
+use crate::script::FaultCtx;
 use crate::verdict::Checks;
 
 /// Time between faults.

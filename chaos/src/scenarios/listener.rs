@@ -18,8 +18,9 @@ use anyhow::Result;
 
 use super::{check_proof, max_latency};
 use crate::database::server_log;
+use crate::facts::{Evidence, Facts};
 use crate::faults::{terminate_listener, wait_listener_back};
-use crate::scenario::{Evidence, Facts, FaultCtx};
+use crate::script::FaultCtx;
 use crate::stack::StackSpec;
 use crate::timeline::secs;
 use crate::verdict::{Checks, Kind};

@@ -22,7 +22,8 @@ use anyhow::Result;
 
 pub use clock::faketime_library;
 
-use crate::scenario::{Evidence, Facts, FaultCtx, RecoveryTime, recovery_times};
+use crate::facts::{Evidence, Facts, RecoveryTime, recovery_times};
+use crate::script::FaultCtx;
 use crate::settings::Settings;
 use crate::stack::{Service, StackSpec};
 use crate::supervisor::{Ended, Exit};

@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::check_proof;
-use crate::scenario::{Evidence, Facts, FaultCtx};
+use crate::facts::{Evidence, Facts};
+use crate::script::FaultCtx;
 use crate::settings::Settings;
 use crate::stack::StackSpec;
 use crate::verdict::{Checks, Kind};

@@ -21,8 +21,9 @@ use std::time::Duration;
 use anyhow::Result;
 use rand::Rng as _;
 
-use super::{Scenario, check_recovery};
-use crate::scenario::{Evidence, Facts, FaultCtx};
+use super::{Scenario, check_recovery, database, sweep};
+use crate::facts::{Evidence, Facts};
+use crate::script::FaultCtx;
 use crate::stack::StackSpec;
 use crate::verdict::{Checks, Kind};
 
@@ -55,14 +56,10 @@ const RSS_SLACK_KIB: u64 = 64 * 1024;
 
 /// What the soak's services need for every fault of the pool.
 pub(super) fn spec() -> StackSpec {
-    let mut spec = StackSpec::default()
-        // Outages overflow it within seconds, so the gap ledger is used.
-        .bot("BOT_BUFFER", "500")
-        // Silent loss episodes need the sweep; the window covers several
-        // sweeps without reading the whole soak each time.
-        .bot("BOT_SWEEP_SCHEDULE", "0 * * * * *")
-        .bot("BOT_SWEEP_WINDOW", "3m")
-        .bot("BOT_SWEEP_SKIP_AFTER_BACKFILL", "0s");
+    // Outages overflow the buffer within seconds, so the gap ledger is
+    // used; silent loss episodes need the sweep, whose window covers
+    // several sweeps without reading the whole soak each time.
+    let mut spec = sweep::sweeping(database::buffer_spec(500), "0 * * * * *", "3m");
     // Worker kills and pauses need a second worker to take over.
     spec.workers = 2;
     spec

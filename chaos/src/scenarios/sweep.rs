@@ -22,10 +22,10 @@ use anyhow::Result;
 use discord_sim::SilentLoss;
 use nix::sys::signal::Signal;
 use rand::Rng as _;
-use testkit::cluster::StopMode;
 
-use super::{check_proof, check_recovery};
-use crate::scenario::{Evidence, Facts, FaultCtx};
+use super::{check_proof, check_recovery, database};
+use crate::facts::{Evidence, Facts};
+use crate::script::FaultCtx;
 use crate::stack::StackSpec;
 use crate::timeline::secs;
 use crate::verdict::{Checks, Kind};
@@ -38,12 +38,17 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 const LEDGER_BUFFER: usize = 50;
 
 pub(super) fn silent_loss_spec() -> StackSpec {
-    StackSpec::default()
-        .bot(
-            "BOT_SWEEP_SCHEDULE",
-            format!("*/{} * * * * *", SWEEP_EVERY.as_secs()),
-        )
-        .bot("BOT_SWEEP_WINDOW", "30m")
+    sweeping(
+        StackSpec::default(),
+        &format!("*/{} * * * * *", SWEEP_EVERY.as_secs()),
+        "30m",
+    )
+}
+
+/// `spec` with the bot sweeping `window` of history on `schedule`.
+pub(super) fn sweeping(spec: StackSpec, schedule: &str, window: &str) -> StackSpec {
+    spec.bot("BOT_SWEEP_SCHEDULE", schedule)
+        .bot("BOT_SWEEP_WINDOW", window)
         // The start-up backfill reads all of an empty database's history;
         // sweeping must not wait for it to age.
         .bot("BOT_SWEEP_SKIP_AFTER_BACKFILL", "0s")
@@ -75,21 +80,12 @@ pub(super) async fn silent_loss(ctx: &mut FaultCtx<'_>) -> Result<()> {
 
 pub(super) fn verify_silent_loss(facts: &Facts<'_>, checks: &mut Checks, evidence: &mut Evidence) {
     let dropped = facts.sim_stats.silently_dropped;
-    let missing = facts
-        .monitor
-        .total("bot", "aplus_bot_sweep_missing_total", "");
-    let edits = facts
-        .monitor
-        .total("bot", "aplus_bot_sweep_edits_total", "");
-    let deletes = facts
-        .monitor
-        .total("bot", "aplus_bot_sweep_deletes_total", "");
-    let swept = facts
-        .monitor
-        .total("bot", "aplus_bot_sweeps_total", "swept");
-    let stored = facts
-        .monitor
-        .total("bot", "aplus_bot_messages_stored_total", "sweep");
+    let bot = |metric: &str, label: &str| facts.monitor.total("bot", metric, label);
+    let missing = bot("aplus_bot_sweep_missing_total", "");
+    let edits = bot("aplus_bot_sweep_edits_total", "");
+    let deletes = bot("aplus_bot_sweep_deletes_total", "");
+    let swept = bot("aplus_bot_sweeps_total", "swept");
+    let stored = bot("aplus_bot_messages_stored_total", "sweep");
     evidence.put("dispatches_silently_dropped", dropped);
     evidence.put("channel_sweeps", swept);
     evidence.put("sweep_stored", stored);
@@ -128,43 +124,30 @@ pub(super) fn verify_silent_loss(facts: &Facts<'_>, checks: &mut Checks, evidenc
 }
 
 pub(super) fn ledger_spec() -> StackSpec {
-    StackSpec::default().bot("BOT_BUFFER", LEDGER_BUFFER.to_string())
+    database::buffer_spec(LEDGER_BUFFER)
 }
 
 /// Stops the database from a quarter of the run for half of it (10 to 40 s),
 /// kills the bot in the middle of the outage, then starts the database.
 pub(super) async fn ledger_kill(ctx: &mut FaultCtx<'_>) -> Result<()> {
-    let total = ctx.remaining();
-    let length = (total / 2).clamp(Duration::from_secs(10), Duration::from_secs(40));
-    if !ctx.sleep(total / 4).await {
-        return Ok(());
-    }
-    let start = ctx.timeline.now();
-    ctx.stack.db.stop(StopMode::Fast).await?;
-    // The outage must end even if the run is cancelled: these sleeps ignore it.
-    tokio::time::sleep(length / 2).await;
-    let kill_at = ctx.timeline.now();
-    let landed = ctx.stack.bot.process.signal(Signal::SIGKILL);
-    ctx.record(
-        "kill -9 of the bot while the database is down",
-        "bot",
-        kill_at,
-        landed,
-    );
-    tokio::time::sleep(length - length / 2).await;
-    ctx.stack.db.start_again().await?;
-    ctx.record("database stopped", "postgresql", start, true);
-    Ok(())
+    database::stop_database(ctx, Duration::from_secs(40), |ctx| {
+        let kill_at = ctx.timeline.now();
+        let landed = ctx.stack.bot.process.signal(Signal::SIGKILL);
+        ctx.record(
+            "kill -9 of the bot while the database is down",
+            "bot",
+            kill_at,
+            landed,
+        );
+    })
+    .await
 }
 
 pub(super) fn verify_ledger(facts: &Facts<'_>, checks: &mut Checks, evidence: &mut Evidence) {
-    let overflow = facts
-        .monitor
-        .total("bot", "aplus_bot_buffer_overflow_total", "");
-    let loaded = facts
-        .monitor
-        .total("bot", "aplus_bot_gap_ledger_loaded_total", "");
-    let read_back = facts.monitor.total("bot", "aplus_bot_refetched_total", "");
+    let bot = |metric: &str| facts.monitor.total("bot", metric, "");
+    let overflow = bot("aplus_bot_buffer_overflow_total");
+    let loaded = bot("aplus_bot_gap_ledger_loaded_total");
+    let read_back = bot("aplus_bot_refetched_total");
     let kills = facts
         .faults
         .iter()

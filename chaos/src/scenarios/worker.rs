@@ -19,8 +19,9 @@ use rand::Rng as _;
 
 use super::{check_proof, check_recovery, max_latency};
 use crate::database::server_log;
+use crate::facts::{Evidence, Facts};
 use crate::faults::{same_transaction_open, signal_in_transaction};
-use crate::scenario::{Evidence, Facts, FaultCtx};
+use crate::script::FaultCtx;
 use crate::stack::{StackSpec, defaults};
 use crate::verdict::{Checks, Kind};
 

@@ -11,7 +11,7 @@
 //! reach the test. The screenshot is kept in the test's directory and
 //! copied to `target/dashboard.png`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

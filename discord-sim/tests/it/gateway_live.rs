@@ -1,7 +1,7 @@
 //! The real serenity client against the simulator: connecting, live messages, edits and
 //! deletes, content blanking without MESSAGE_CONTENT, and malformed payloads.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

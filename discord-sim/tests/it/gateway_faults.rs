@@ -1,6 +1,6 @@
 //! Gateway faults and how the real serenity client recovers from them.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

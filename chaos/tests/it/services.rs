@@ -1,6 +1,6 @@
-//! What the pooler and TLS tests share: the service binaries run as an
-//! operator runs them, killed if a test ends before stopping them.
-#![allow(dead_code)] // Each test binary uses a different subset.
+//! What the pooler and TLS tests share: the service binaries (located by
+//! [`common::binaries`]) run as an operator runs them, killed if a test
+//! ends before stopping them.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
@@ -9,16 +9,19 @@ use std::time::Duration;
 use discord_sim::Sim;
 use testkit::child::Captured;
 
+use crate::common;
+
 pub const WAIT: Duration = Duration::from_secs(120);
 
+/// The service binary `name` (`bot`, `worker` or `reconciler`), as
+/// [`common::binaries`] finds it.
 pub fn binary(name: &str) -> PathBuf {
-    let path = PathBuf::from(match name {
-        "bot" => env!("CARGO_BIN_EXE_chaos-bot"),
-        "worker" => env!("CARGO_BIN_EXE_chaos-worker"),
-        _ => env!("CARGO_BIN_EXE_chaos-reconciler"),
-    });
-    assert!(path.is_file(), "{} is missing", path.display());
-    path
+    let binaries = common::binaries();
+    match name {
+        "bot" => binaries.bot,
+        "worker" => binaries.worker,
+        _ => binaries.reconciler,
+    }
 }
 
 /// A service process, killed if the test ends before stopping it.

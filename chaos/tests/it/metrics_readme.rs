@@ -5,7 +5,7 @@
 //! anything happened (so `rate()` and `absent()` alerts work on a fresh
 //! process) and every metric has its `# HELP`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -4,7 +4,7 @@
 //! The same connection settings refuse a server whose certificate another
 //! authority signed, and a server without TLS.
 
-mod services;
+use crate::services;
 
 use discord_sim::{NewMessage, Sim, SimConfig};
 use sea_orm::sqlx::{self, Connection as _, Executor as _, PgConnection};

@@ -9,7 +9,7 @@
 //! cargo builds them, fresh, before this test runs, whichever way the tests
 //! were started. Without them the test fails; it never skips.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

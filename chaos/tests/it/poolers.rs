@@ -7,7 +7,7 @@
 //! advisory locks and the lease's session settings: each service sees it at
 //! start and exits with a message that says what to change.
 
-mod services;
+use crate::services;
 
 use discord_sim::{NewMessage, Sim, SimConfig};
 use services::{Service, WAIT, bot_env, reconciler_env, worker_env};

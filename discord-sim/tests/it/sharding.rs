@@ -1,6 +1,6 @@
 //! Shard routing with the real serenity client running two shards.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -4,8 +4,6 @@
 //! follows the gateway's order only on a current-thread runtime; the tests use
 //! `#[tokio::test]`'s default current-thread runtime for that reason.
 
-#![allow(dead_code)] // Each test binary uses a different part of this module.
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +41,9 @@ pub fn http(sim: &Sim, token: &str) -> Http {
 }
 
 /// What the handler saw.
+// Every field is recorded for the failure messages (`{seen:?}`), though
+// not every test matches on each one.
+#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub enum Seen {
     Ready {

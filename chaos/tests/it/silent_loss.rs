@@ -11,26 +11,16 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use chaos::{Binaries, Scenario, Settings};
+use chaos::{Scenario, Settings};
 use tokio_util::sync::CancellationToken;
+
+use crate::common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silently_dropped_dispatches_are_all_brought_back_by_the_history_sweep() {
-    let binaries = Binaries {
-        bot: PathBuf::from(env!("CARGO_BIN_EXE_chaos-bot")),
-        worker: PathBuf::from(env!("CARGO_BIN_EXE_chaos-worker")),
-        reconciler: PathBuf::from(env!("CARGO_BIN_EXE_chaos-reconciler")),
-    };
-    for path in [&binaries.bot, &binaries.worker, &binaries.reconciler] {
-        assert!(
-            path.is_file(),
-            "the service binary {} is missing: run the test through cargo",
-            path.display()
-        );
-    }
     let log_root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("chaos-f16-{}", std::process::id()));
-    let mut settings = Settings::new(binaries, log_root);
+    let mut settings = Settings::new(common::binaries(), log_root);
     settings.duration = Duration::from_secs(20);
     settings.rate = 20.0;
     settings.timing_factor = 3.0;

@@ -19,7 +19,7 @@
 //! minutes, not hours. An alert counts as fired when it is `firing`; any
 //! other alert firing during a fault fails the test.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -1,11 +1,10 @@
-//! The running pipeline the monitoring tests watch: a private PostgreSQL,
+//! Where the service binaries are (the one place the tests look for them),
+//! and the running pipeline the monitoring tests watch: a private PostgreSQL,
 //! the fake Discord, and the real bot, worker and reconciler binaries
 //! (this package's `chaos-*` builds of their `main.rs`).
 //!
 //! The worker is supervised here rather than by the stack, so a test can
 //! stop it (not restart it) and start it again later.
-
-#![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,6 +15,8 @@ use chaos::stack::{Stack, StackSpec};
 use chaos::supervisor::{Program, Supervised};
 use chaos::timeline::Timeline;
 
+/// The `chaos-*` service binaries cargo built for these tests; a missing
+/// one fails the test.
 pub fn binaries() -> Binaries {
     let binaries = Binaries {
         bot: PathBuf::from(env!("CARGO_BIN_EXE_chaos-bot")),

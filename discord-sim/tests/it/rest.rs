@@ -1,6 +1,6 @@
 //! The REST API through serenity's `Http` (and plain reqwest where headers matter).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;
