@@ -131,3 +131,24 @@ impl WorkerConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The listener's heartbeat defaults are written twice: as flags here
+    /// and as `outbox::listener::ListenerConfig::default()`, which library
+    /// callers use. They must say the same.
+    #[test]
+    fn the_heartbeat_defaults_agree_with_the_listeners_own() {
+        let listener = outbox::listener::ListenerConfig::default();
+        assert_eq!(
+            parse_duration(defaults::HEARTBEAT_INTERVAL),
+            Ok(listener.heartbeat_interval)
+        );
+        assert_eq!(
+            parse_duration(defaults::HEARTBEAT_TIMEOUT),
+            Ok(listener.heartbeat_timeout)
+        );
+    }
+}

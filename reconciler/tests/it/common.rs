@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use outbox::consume::{self, ClaimedEvent, ConsumerConfig, Handler, HandlerError};
+use outbox::consume::{ClaimedEvent, Consumer, ConsumerConfig, Handler, HandlerError};
 use outbox::listener::{self, Listener, ListenerConfig};
 use outbox::payload::Source;
 use outbox::{Backoff, record};
@@ -138,14 +138,10 @@ pub async fn drain(t: &TestDb, failing: &[i64], max_attempts: u32) {
     let handler = TestHandler {
         failing: failing.iter().copied().collect(),
     };
-    loop {
-        let report = consume::process_batch(&t.db, &config, &handler)
-            .await
-            .expect("batch");
-        if report.claimed == 0 {
-            break;
-        }
-    }
+    Consumer::new(config)
+        .drain(&t.db, &handler, &CancellationToken::new(), || {})
+        .await
+        .expect("batch");
 }
 
 /// Starts the worker's listener on a pool of its own.
@@ -177,18 +173,16 @@ pub fn start_consumer(
         processed.clone(),
     );
     tokio::spawn(async move {
-        let config = ConsumerConfig::new("test-consumer");
+        let mut consumer = Consumer::new(ConsumerConfig::new("test-consumer"));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = wake.notified() => {}
             }
-            while let Ok(report) =
-                consume::process_batch(&db, &config, &TestHandler::default()).await
+            if let Ok(report) = consumer
+                .drain(&db, &TestHandler::default(), &shutdown, || {})
+                .await
             {
-                if report.claimed == 0 {
-                    break;
-                }
                 counter.fetch_add(report.processed, Ordering::SeqCst);
             }
         }
