@@ -97,29 +97,33 @@ async fn upstream_coverage_compares_what_a_sweep_listed_with_what_is_stored_per_
     );
 }
 
+/// The plan PostgreSQL chooses for `query`, one line a node.
+async fn explain(t: &TestDb, query: &str) -> String {
+    use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+    t.db.query_all_raw(Statement::from_string(
+        DbBackend::Postgres,
+        format!("EXPLAIN {query}"),
+    ))
+    .await
+    .expect("explain")
+    .iter()
+    .map(|row| row.try_get_by_index::<String>(0).expect("plan line"))
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
 /// `outbox_pending_events()` only keeps its callers' plans if the planner
 /// inlines it: a function scan would materialise every pending event on
 /// every call instead of walking `events_txid` from the watermark.
 #[tokio::test]
 async fn the_pending_events_function_is_inlined_into_its_callers() {
-    use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
     let t = TestDb::new().await;
     for query in [
         "SELECT * FROM orphaned_events",
         "SELECT * FROM pipeline_health",
         "SELECT id FROM outbox_pending_events() ORDER BY txid, id LIMIT 10",
     ] {
-        let plan: Vec<String> =
-            t.db.query_all_raw(Statement::from_string(
-                DbBackend::Postgres,
-                format!("EXPLAIN {query}"),
-            ))
-            .await
-            .expect("explain")
-            .iter()
-            .map(|row| row.try_get_by_index::<String>(0).expect("plan line"))
-            .collect();
-        let plan = plan.join("\n");
+        let plan = explain(&t, query).await;
         assert!(
             !plan.contains("Function Scan on outbox_pending_events"),
             "{query}:\n{plan}"
@@ -132,17 +136,7 @@ async fn the_pending_events_function_is_inlined_into_its_callers() {
     // A caller that read the watermark passes it as a literal, which the
     // plan must show in the index condition.
     let query = "SELECT id FROM outbox_pending_events('0'::xid8) ORDER BY txid, id LIMIT 10";
-    let plan: Vec<String> =
-        t.db.query_all_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!("EXPLAIN {query}"),
-        ))
-        .await
-        .expect("explain")
-        .iter()
-        .map(|row| row.try_get_by_index::<String>(0).expect("plan line"))
-        .collect();
-    let plan = plan.join("\n");
+    let plan = explain(&t, query).await;
     assert!(
         !plan.contains("Function Scan on outbox_pending_events") && plan.contains("'0'::xid8"),
         "{query}:\n{plan}"
